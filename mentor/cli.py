@@ -1,0 +1,165 @@
+"""The `mentor` command line. Each command parses its options, calls one library function, prints.
+
+User-facing errors (bad data, bad config, unknown run...) become a one-line CLI error here, in one place,
+with exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from mentor.config import ConfigError, RunConfig, describe, load_config
+from mentor.data import DataError
+from mentor.store import StoreError
+from mentor.students import StudentError
+from mentor.tasks import TaskError
+from mentor.teachers import TeacherError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Fine-tune small models with a teacher-student loop; rate code-review findings.")
+out = Console(soft_wrap=True)
+USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError)
+
+HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the store and adapters [default: ./.mentor]")
+
+
+@app.command()
+def run(
+    overrides: list[str] = typer.Argument(None, help="dotted config overrides, e.g. student.epochs=1 loop.patience=1"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML config file"),
+    data: Optional[str] = typer.Option(None, "--data", help="the teacher's data source (JSONL) [default: bundled pool]"),
+    holdout: Optional[str] = typer.Option(None, "--holdout", help="frozen held-out set (JSONL) [default: bundled holdout]"),
+    rounds: Optional[int] = typer.Option(None, "--rounds", help="most fine-tuning rounds"),
+    task: Optional[str] = typer.Option(None, "--task", help="built-in task name or task .toml file"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", help="'reference' or 'openai:MODEL'"),
+    student: Optional[str] = typer.Option(None, "--student", help="'bundled', a HF model dir or id, 'scripted'"),
+    resume: bool = typer.Option(False, "--resume", help="resume the latest unfinished run (or --run-id)"),
+    run_id: Optional[int] = typer.Option(None, "--run-id", help="with --resume: which run"),
+    help_config: bool = typer.Option(False, "--help-config", help="list every config key with its default and exit"),
+    home: Optional[str] = HOME,
+) -> None:
+    """Run the teacher-student loop: baseline, then exam, grade, curriculum, fine-tune, evaluate per round."""
+    from mentor.runner import open_store, resume_run, start_run
+    from mentor.summary import round_table, run_overview
+
+    if help_config:
+        for key, default, text in describe(RunConfig):
+            out.print(f"[bold]{key}[/] = {default!r}\n    {text}", highlight=False)
+        return
+    if resume:
+        result = resume_run(run_id, home)
+    else:
+        flags = {"data.pool": data, "data.holdout": holdout, "loop.rounds": rounds, "task": task,
+                 "teacher.name": teacher, "student.model": student}
+        extra = [f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in flags.items() if v is not None]
+        result = start_run(load_config(config, list(overrides or []) + extra), home)
+    store = open_store(home)
+    out.print(round_table(run_overview(store, result["run_id"])))
+    best = store.rounds(result["run_id"])[result["best_round"]]
+    out.print(f"best round {result['best_round']}: adapter {best['adapter'] or '(untuned base model)'}")
+
+
+@app.command("runs")
+def list_runs(home: Optional[str] = HOME) -> None:
+    """List the runs in the store."""
+    from rich.table import Table
+
+    from mentor.runner import open_store
+
+    table = Table()
+    for name in ("run", "created", "task", "status", "best round", "stop reason"):
+        table.add_column(name)
+    for r in open_store(home).runs():
+        table.add_row(str(r["id"]), r["created"], r["task"], r["status"], str(r["best_round"] if r["best_round"] is not None else "-"),
+                      r["stop_reason"] or "")
+    out.print(table)
+
+
+@app.command()
+def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
+         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+         home: Optional[str] = HOME) -> None:
+    """Per-round table of a run, with the teacher's feedback."""
+    from mentor.runner import open_store
+    from mentor.summary import round_table, run_overview
+
+    store = open_store(home)
+    overview = run_overview(store, _run_id(store, run_ref))
+    if as_json:
+        print(json.dumps(overview, indent=2))
+        return
+    out.print(round_table(overview))
+    stats = overview["stats"] or {}
+    if stats:
+        out.print(f"pool {stats.get('pool')} items, holdout {stats.get('holdout')} items, "
+                  f"{stats.get('pool_excluded_as_holdout', 0)} pool item(s) excluded as holdout duplicates")
+    for r in overview["rounds"]:
+        if r["feedback"]:
+            cur = r["curriculum"] or {}
+            out.print(f"\n[bold]round {r['round']}[/] teacher: {r['feedback']}", highlight=False)
+            out.print(f"  curriculum: {cur.get('accepted', 0)} accepted, {cur.get('excluded', 0)} excluded (holdout), "
+                      f"{cur.get('duplicate', 0)} duplicate, {cur.get('invalid', 0)} invalid", highlight=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Path = typer.Option(..., "--data", help="JSONL file in the task's format"),
+    run_ref: str = typer.Option("latest", "--run", help="run id or 'latest': its best adapter is scored"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="score this adapter directory instead"),
+    base: bool = typer.Option(False, "--base", help="score the untuned base model"),
+    task: Optional[str] = typer.Option(None, "--task", help="task (default: the run's task, else severity)"),
+    student: Optional[str] = typer.Option(None, "--student", help="student model (default: the run's)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    home: Optional[str] = HOME,
+) -> None:
+    """Score a student on a labelled JSONL file: accuracy, macro-F1, per class, confusion."""
+    from mentor.console import progress
+    from mentor.targets import resolve_target
+    from mentor.evaluate import score
+    from mentor.data import load_examples
+    from mentor.summary import metrics_table
+
+    target = resolve_target(home=home, run_ref=run_ref, adapter=adapter, base=base, task=task, student=student)
+    examples = load_examples(data, target.task)
+    with progress(f"scoring {data.name}", len(examples)) as advance:
+        _, _, report = score(target.student, target.task, examples, advance)
+    report = {"system": target.label, **report}
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for table in metrics_table(report, f"{target.label} on {data} ({target.task.name})"):
+        out.print(table)
+
+
+def _run_id(store, ref: str) -> int:
+    if ref == "latest":
+        return store.latest_run_id()
+    if not ref.isdigit():
+        raise StoreError(f"run must be a number or 'latest', got {ref!r}")
+    return int(ref)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except USER_ERRORS as err:
+        Console(stderr=True).print(f"[red]error:[/] {err}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: every completed step is saved; continue with `mentor run --resume`")
+        sys.exit(130)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as err:  # click's usage errors
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise

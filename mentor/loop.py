@@ -1,0 +1,189 @@
+"""The teacher-student loop: the SPEC's five steps, top to bottom, in `run_loop`.
+
+Round 0 scores the untuned student on the holdout, so every run shows its own baseline. Each later
+round: the teacher writes an exam, the student takes it, the teacher grades it and proposes training
+examples, the curriculum is vetted and merged, the student is LoRA-tuned, and the holdout is scored.
+Every step is a `_step` whose result and done-marker commit together, so `mentor run --resume` picks up
+after the last completed step. The best round's adapter is the run's result; a round that scores worse
+is rolled back (the next round starts again from the best adapter).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from mentor import console
+from mentor.config import RunConfig
+from mentor.curriculum import summarise, training_set, vet
+from mentor.evaluate import score, stratified_sample
+from mentor.records import Example, ExamResult, Grade, TrainReport
+from mentor.store import Store
+from mentor.students import Student
+from mentor.tasks import Task
+from mentor.teachers import Teacher
+
+
+@dataclass
+class RunInputs:
+    """Everything `run_loop` works on, prepared (and validated) by `mentor.runner`."""
+
+    run_id: int
+    config: RunConfig
+    task: Task
+    pool: list[Example]  # the teacher's data source, holdout items already removed
+    holdout: list[Example]  # the items scored each round
+    holdout_keys: set[str]
+    teacher: Teacher
+    student: Student
+    home: Path
+
+
+def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
+    cfg, task, run_id = r.config, r.task, r.run_id
+    started = time.monotonic()
+    spent_before = sum(store.step_seconds(run_id).values())
+    adapters = r.home / "runs" / str(run_id)
+
+    def step(round_no: int, name: str, work: Callable[[], Any], save: Callable[[Any], None]) -> None:
+        """Run one step unless the store says it is done; its rows and done-marker commit together."""
+        if name in store.done_steps(run_id, round_no):
+            return
+        t0 = time.monotonic()
+        result = work()
+        with store.transaction():
+            save(result)
+            store.mark_step(run_id, round_no, name, time.monotonic() - t0)
+        console.log(f"  round {round_no} {name:<10} {time.monotonic() - t0:6.1f}s")
+
+    def over_budget() -> bool:
+        return bool(cfg.loop.max_minutes) and spent_before + time.monotonic() - started > cfg.loop.max_minutes * 60
+
+    def evaluate(round_no: int) -> None:
+        def work():
+            with console.progress(f"round {round_no}: scoring the holdout", len(r.holdout)) as advance:
+                return score(r.student, task, r.holdout, advance)
+
+        def save(res):
+            answers, correct, report = res
+            store.save_predictions(run_id, round_no, answers, correct)
+            store.update_round(run_id, round_no, metrics=report)
+        step(round_no, "evaluate", work, save)
+
+    def metric(round_no: int) -> float:
+        rows = {row["round"]: row for row in store.rounds(run_id)}
+        return rows[round_no]["metrics"][cfg.loop.metric]
+
+    # Round 0: the untuned student's baseline.
+    r.student.use_adapter(None)
+    evaluate(0)
+    best_round, best_value, stale = 0, metric(0), 0
+    console.log(f"round 0: holdout {cfg.loop.metric} {best_value:.3f} (untuned baseline)")
+    reason = f"finished {cfg.loop.rounds} round(s)"
+
+    for round_no in range(1, cfg.loop.rounds + 1):
+        if over_budget():
+            reason = f"wall-clock budget of {cfg.loop.max_minutes:g} min spent"
+            break
+        best_adapter = store.rounds(run_id)[best_round]["adapter"] if best_round else None
+        r.student.use_adapter(Path(best_adapter) if best_adapter else None)
+        previous = _previous_grade(store, run_id, round_no)
+        avoid = r.holdout_keys | {task.key(q) for q in store.all_exam_keys(run_id)} | _curriculum_keys(store, task, run_id)
+
+        # 1. The teacher writes an exam.
+        def write_exam():
+            exam = r.teacher.write_exam(task, r.pool, cfg.teacher.exam_size, previous, avoid, round_no)
+            kept = [q for q in exam if task.key(q.input) not in r.holdout_keys and task.validate_example(q) is None]
+            return kept, len(exam) - len(kept)
+
+        def save_exam(res):
+            store.save_exam(run_id, round_no, res[0])
+            store.update_round(run_id, round_no, stats={"exam_questions": len(res[0]), "exam_dropped": res[1]})
+        step(round_no, "exam", write_exam, save_exam)
+        questions = [q for q, _, _ in store.exam(run_id, round_no)]
+        if not questions:
+            reason = "the data source has no unseen items left for an exam"
+            break
+
+        # 2. The student takes it.
+        def take_exam():
+            with console.progress(f"round {round_no}: taking the exam", len(questions)) as advance:
+                answers = r.student.answer(task, [q.input for q in questions], advance)
+            return answers, [task.is_correct(a.parsed, q.output) for a, q in zip(answers, questions)]
+        step(round_no, "answer", take_exam, lambda res: store.save_answers(run_id, round_no, *res))
+        results = [ExamResult(q, a, bool(c)) for q, a, c in store.exam(run_id, round_no)]
+
+        # 3. The teacher grades it and writes new examples aimed at the weaknesses.
+        def grade():
+            return r.teacher.grade(task, results, r.pool, cfg.teacher.new_examples, r.holdout_keys | _curriculum_keys(store, task, run_id), round_no)
+
+        def save_grade(g: Grade):
+            store.update_round(run_id, round_no, proficiency=g.proficiency, feedback=g.feedback, grade_detail=g.detail)
+            store.save_proposals(run_id, round_no, g.dataset)
+        step(round_no, "grade", grade, save_grade)
+        console.log(f"  teacher: {store.rounds(run_id)[round_no]['feedback']}")
+
+        # 4. Curriculum: vet the proposals and merge the accepted ones.
+        def merge():
+            proposals = store.curriculum(run_id, round_no, status=None)
+            earlier = {task.key(e.input) for e in store.curriculum(run_id) if e.meta["round"] < round_no}
+            return vet(task, proposals, r.holdout_keys, earlier)
+
+        def save_merge(statuses: list[str]):
+            store.set_curriculum_status(run_id, round_no, statuses)
+            stats = store.rounds(run_id)[round_no]["stats"] or {}
+            store.update_round(run_id, round_no, stats={**stats, "curriculum": summarise(statuses)})
+        step(round_no, "curriculum", merge, save_merge)
+
+        # 5. Fine-tune from the current (best) adapter on the new examples plus a replay sample.
+        new = store.curriculum(run_id, round_no)
+        earlier = [e for e in store.curriculum(run_id) if e.meta["round"] < round_no]
+        train = training_set(new, earlier, cfg.loop.replay, cfg.seed, round_no)
+        if not train:
+            reason = "the teacher proposed no usable training examples"
+            break
+        if over_budget() and "finetune" not in store.done_steps(run_id, round_no):
+            reason = f"wall-clock budget of {cfg.loop.max_minutes:g} min spent"
+            break
+
+        def finetune() -> TrainReport:
+            with console.progress(f"round {round_no}: fine-tuning on {len(train)} examples", None) as advance:
+                return r.student.finetune(task, train, adapters / f"round-{round_no}", advance)
+
+        def save_train(rep: TrainReport):
+            store.update_round(run_id, round_no, adapter=rep.adapter_dir, train={
+                "examples": rep.examples, "steps": rep.steps, "final_loss": rep.final_loss, "seconds": rep.seconds})
+        step(round_no, "finetune", finetune, save_train)
+        r.student.use_adapter(Path(store.rounds(run_id)[round_no]["adapter"]))
+
+        # The holdout decides which adapter is kept.
+        evaluate(round_no)
+        value = metric(round_no)
+        if value > best_value:
+            best_round, best_value, stale = round_no, value, 0
+            verdict = "new best"
+        else:
+            stale += 1
+            verdict = f"no better than round {best_round} ({best_value:.3f}): rolled back"
+        console.log(f"round {round_no}: holdout {cfg.loop.metric} {value:.3f}, {verdict}")
+        if stale >= cfg.loop.patience:
+            reason = f"no improvement for {stale} round(s) (patience {cfg.loop.patience})"
+            break
+
+    store.finish_run(run_id, "finished", reason, best_round)
+    return {"run_id": run_id, "best_round": best_round, "best": best_value, "reason": reason}
+
+
+def _previous_grade(store: Store, run_id: int, round_no: int) -> Grade | None:
+    rows = {row["round"]: row for row in store.rounds(run_id)}
+    prev = rows.get(round_no - 1)
+    if round_no == 1 or prev is None or prev["proficiency"] is None:
+        return None
+    return Grade(prev["proficiency"], prev["feedback"] or "", [], prev["grade_detail"] or {})
+
+
+def _curriculum_keys(store: Store, task: Task, run_id: int) -> set[str]:
+    return {task.key(e.input) for e in store.curriculum(run_id)}
+

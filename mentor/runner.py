@@ -1,0 +1,85 @@
+"""Starting and resuming runs: everything is read and checked before the store gets a row.
+
+`start_run` resolves the config, loads the task, the pool and the holdout (a bad file stops here with
+every problem listed, and nothing is written), removes holdout items from the pool (counted), records the
+run with its resolved config, and hands over to the loop. `resume_run` rebuilds the same inputs from the
+config saved with the run, so a resumed run is the run that started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mentor import console
+from mentor.config import RunConfig, from_dict, to_dict
+from mentor.data import bundled_path, dedupe, load_examples, split_against
+from mentor.evaluate import stratified_sample
+from mentor.loop import RunInputs, run_loop
+from mentor.store import Store, StoreError
+from mentor.students import make_student
+from mentor.tasks import Task, get_task
+from mentor.teachers import make_teacher
+
+
+def home_dir(home: str | Path | None = None) -> Path:
+    """--home, else $MENTOR_HOME, else ./.mentor."""
+    return Path(home or os.environ.get("MENTOR_HOME") or ".mentor")
+
+
+def open_store(home: str | Path | None = None) -> Store:
+    return Store(home_dir(home) / "mentor.db")
+
+
+def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, Any]:
+    task = get_task(config.task)
+    pool, holdout, stats = _load_data(config, task)
+    store = open_store(home)
+    try:
+        with store.transaction():
+            run_id = store.create_run(task.name, to_dict(config))
+            store.update_round(run_id, 0, stats={"pool": len(pool), "holdout": len(holdout),
+                                                 "pool_excluded_as_holdout": stats["pool_in_holdout"]})
+        console.log(f"run {run_id}: task {task.name}, pool {len(pool)} items "
+                    f"({stats['pool_in_holdout']} excluded as holdout duplicates), holdout {len(holdout)}, "
+                    f"teacher {config.teacher.name}, student {config.student.model}")
+        return _go(store, run_id, config, task, pool, holdout, home)
+    finally:
+        store.close()
+
+
+def resume_run(run_id: int | None = None, home: str | Path | None = None) -> dict[str, Any]:
+    store = open_store(home)
+    try:
+        run_id = run_id or store.latest_run_id()
+        row = store.run(run_id)
+        if row["status"] == "finished":
+            raise StoreError(f"run {run_id} already finished ({row['stop_reason']}); nothing to resume")
+        config = from_dict(RunConfig, row["config"], where=f"run {run_id}'s saved config")
+        task = get_task(config.task)
+        pool, holdout, _ = _load_data(config, task)
+        console.log(f"run {run_id}: resuming after the last completed step")
+        return _go(store, run_id, config, task, pool, holdout, home)
+    finally:
+        store.close()
+
+
+def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, holdout: list, home: str | Path | None) -> dict[str, Any]:
+    teacher = make_teacher(config.teacher, config.seed)
+    student = make_student(config.student, config.seed)
+    inputs = RunInputs(run_id=run_id, config=config, task=task, pool=pool,
+                       holdout=stratified_sample(task, holdout, config.data.holdout_limit, config.seed),
+                       holdout_keys={task.key(e.input) for e in holdout}, teacher=teacher, student=student,
+                       home=home_dir(home).resolve())
+    return run_loop(store, inputs)
+
+
+def _load_data(config: RunConfig, task: Task) -> tuple[list, list, dict[str, int]]:
+    pool_path = Path(config.data.pool) if config.data.pool else bundled_path(task, "pool")
+    holdout_path = Path(config.data.holdout) if config.data.holdout else bundled_path(task, "holdout")
+    pool = load_examples(pool_path, task, source="pool")
+    holdout = dedupe(load_examples(holdout_path, task, source="holdout"), task)
+    # Contamination check: no pool item whose normalised input equals a holdout item's ever reaches the teacher.
+    pool, excluded = split_against(dedupe(pool, task), task, {task.key(e.input) for e in holdout})
+    return pool, holdout, {"pool_in_holdout": excluded}

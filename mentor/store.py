@@ -1,0 +1,302 @@
+"""The run store: one embedded SQLite database holding everything a run did.
+
+Each loop step writes its rows and its "done" marker in ONE transaction, so a run killed anywhere
+(Ctrl-C, kill -9, power loss) resumes from the last completed step with no row lost or duplicated.
+Migrations are append-only: a released migration is never edited, a change is a new entry at the end.
+JSON columns hold records as text; nothing here knows about torch or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from mentor.records import Answer, Example
+
+# Append-only. Each entry runs once, in order; the database's user_version says how many have run.
+MIGRATIONS: list[str] = [
+    # 1: runs, rounds, step markers, exams with the student's answers, the curriculum (every example a
+    # teacher proposed, with why it was or was not accepted), holdout predictions, raw teacher calls.
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        task TEXT NOT NULL,
+        config TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running',
+        stop_reason TEXT,
+        best_round INTEGER
+    );
+    CREATE TABLE rounds (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        round INTEGER NOT NULL,
+        proficiency INTEGER,
+        feedback TEXT,
+        grade_detail TEXT,
+        metrics TEXT,
+        adapter TEXT,
+        train TEXT,
+        stats TEXT,
+        PRIMARY KEY (run_id, round)
+    );
+    CREATE TABLE steps (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        round INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        finished TEXT NOT NULL,
+        PRIMARY KEY (run_id, round, step)
+    );
+    CREATE TABLE exam (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        round INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        source TEXT NOT NULL,
+        raw TEXT,
+        parsed TEXT,
+        probs TEXT,
+        correct INTEGER,
+        seconds REAL,
+        PRIMARY KEY (run_id, round, idx)
+    );
+    CREATE TABLE curriculum (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        round INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        source TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'proposed',
+        PRIMARY KEY (run_id, round, idx)
+    );
+    CREATE TABLE predictions (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        round INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        raw TEXT NOT NULL,
+        parsed TEXT,
+        probs TEXT,
+        correct INTEGER NOT NULL,
+        PRIMARY KEY (run_id, round, idx)
+    );
+    CREATE TABLE teacher_calls (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id),
+        round INTEGER,
+        purpose TEXT NOT NULL,
+        model TEXT NOT NULL,
+        request TEXT NOT NULL,
+        reply TEXT,
+        outcome TEXT NOT NULL,
+        tokens_in INTEGER NOT NULL DEFAULT 0,
+        tokens_out INTEGER NOT NULL DEFAULT 0,
+        cost REAL NOT NULL DEFAULT 0,
+        seconds REAL NOT NULL DEFAULT 0,
+        cache_key TEXT,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX teacher_calls_cache ON teacher_calls(cache_key);
+    """,
+]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (locked, corrupt, newer than this mentor)."""
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: cannot open the mentor database: {err}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} was written by a newer mentor (schema {version}); upgrade mentor")
+        for number in range(version, len(MIGRATIONS)):
+            # executescript manages its own transaction: schema and version bump commit together.
+            try:
+                self.db.executescript(f"BEGIN IMMEDIATE; {MIGRATIONS[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All writes inside commit together or not at all."""
+        if self.db.in_transaction:
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def create_run(self, task: str, config: dict[str, Any]) -> int:
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO runs (created, task, config) VALUES (?, ?, ?)", (_now(), task, _dump(config)))
+            return int(cur.lastrowid)
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id} in {self.path} (see `mentor runs`)")
+        out = dict(row)
+        out["config"] = _load(out["config"])
+        return out
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT id, created, task, status, stop_reason, best_round FROM runs ORDER BY id")]
+
+    def latest_run_id(self) -> int:
+        row = self.db.execute("SELECT max(id) FROM runs").fetchone()
+        if row[0] is None:
+            raise StoreError(f"no runs yet in {self.path}: start one with `mentor run`")
+        return int(row[0])
+
+    def finish_run(self, run_id: int, status: str, reason: str, best_round: int | None) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET status = ?, stop_reason = ?, best_round = ? WHERE id = ?",
+                            (status, reason, best_round, run_id))
+
+    # ---- steps and rounds -------------------------------------------------------------------
+
+    def done_steps(self, run_id: int, round_no: int) -> set[str]:
+        rows = self.db.execute("SELECT step FROM steps WHERE run_id = ? AND round = ?", (run_id, round_no))
+        return {r[0] for r in rows}
+
+    def mark_step(self, run_id: int, round_no: int, step: str, seconds: float) -> None:
+        self.db.execute("INSERT INTO steps (run_id, round, step, seconds, finished) VALUES (?, ?, ?, ?, ?)",
+                        (run_id, round_no, step, seconds, _now()))
+
+    def step_seconds(self, run_id: int) -> dict[tuple[int, str], float]:
+        rows = self.db.execute("SELECT round, step, seconds FROM steps WHERE run_id = ?", (run_id,))
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def update_round(self, run_id: int, round_no: int, **fields: Any) -> None:
+        """Set columns of a round's row (JSON-encoded where structured), creating the row if needed."""
+        self.db.execute("INSERT OR IGNORE INTO rounds (run_id, round) VALUES (?, ?)", (run_id, round_no))
+        for column, value in fields.items():
+            if column not in {"proficiency", "feedback", "grade_detail", "metrics", "adapter", "train", "stats"}:
+                raise ValueError(f"unknown round column {column}")
+            stored = value if column in {"proficiency", "feedback", "adapter"} else _dump(value)
+            self.db.execute(f"UPDATE rounds SET {column} = ? WHERE run_id = ? AND round = ?", (stored, run_id, round_no))
+
+    def rounds(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM rounds WHERE run_id = ? ORDER BY round", (run_id,))
+        out = []
+        for row in rows:
+            item = dict(row)
+            for column in ("grade_detail", "metrics", "train", "stats"):
+                item[column] = _load(item[column])
+            out.append(item)
+        return out
+
+    # ---- exams ---------------------------------------------------------------------------------
+
+    def save_exam(self, run_id: int, round_no: int, questions: list[Example]) -> None:
+        self.db.executemany(
+            "INSERT INTO exam (run_id, round, idx, input, output, source) VALUES (?, ?, ?, ?, ?, ?)",
+            [(run_id, round_no, i, _dump(q.input), _dump(q.output), q.source) for i, q in enumerate(questions)])
+
+    def exam(self, run_id: int, round_no: int) -> list[tuple[Example, Answer | None, bool | None]]:
+        rows = self.db.execute("SELECT * FROM exam WHERE run_id = ? AND round = ? ORDER BY idx", (run_id, round_no))
+        out = []
+        for r in rows:
+            question = Example(input=_load(r["input"]), output=_load(r["output"]), source=r["source"])
+            answer = None if r["raw"] is None else Answer(r["raw"], _load(r["parsed"]), _load(r["probs"]), r["seconds"] or 0.0)
+            out.append((question, answer, None if r["correct"] is None else bool(r["correct"])))
+        return out
+
+    def save_answers(self, run_id: int, round_no: int, answers: list[Answer], correct: list[bool]) -> None:
+        self.db.executemany(
+            "UPDATE exam SET raw = ?, parsed = ?, probs = ?, correct = ?, seconds = ? WHERE run_id = ? AND round = ? AND idx = ?",
+            [(a.raw, _dump(a.parsed), _dump(a.probs), int(c), a.seconds, run_id, round_no, i)
+             for i, (a, c) in enumerate(zip(answers, correct))])
+
+    def all_exam_keys(self, run_id: int) -> list[dict[str, str]]:
+        return [_load(r[0]) for r in self.db.execute("SELECT input FROM exam WHERE run_id = ?", (run_id,))]
+
+    # ---- curriculum --------------------------------------------------------------------------
+
+    def save_proposals(self, run_id: int, round_no: int, examples: list[Example]) -> None:
+        self.db.executemany(
+            "INSERT INTO curriculum (run_id, round, idx, input, output, source) VALUES (?, ?, ?, ?, ?, ?)",
+            [(run_id, round_no, i, _dump(e.input), _dump(e.output), e.source) for i, e in enumerate(examples)])
+
+    def set_curriculum_status(self, run_id: int, round_no: int, statuses: list[str]) -> None:
+        self.db.executemany("UPDATE curriculum SET status = ? WHERE run_id = ? AND round = ? AND idx = ?",
+                            [(s, run_id, round_no, i) for i, s in enumerate(statuses)])
+
+    def curriculum(self, run_id: int, round_no: int | None = None, status: str | None = "accepted") -> list[Example]:
+        """Curriculum examples of one round (or all rounds), by default only the accepted ones."""
+        sql = "SELECT input, output, source, status, round FROM curriculum WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if round_no is not None:
+            sql += " AND round = ?"
+            args.append(round_no)
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        rows = self.db.execute(sql + " ORDER BY round, idx", args)
+        return [Example(_load(r[0]), _load(r[1]), r[2], {"status": r[3], "round": r[4]}) for r in rows]
+
+    # ---- holdout predictions -----------------------------------------------------------------
+
+    def save_predictions(self, run_id: int, round_no: int, answers: list[Answer], correct: list[bool]) -> None:
+        self.db.executemany(
+            "INSERT INTO predictions (run_id, round, idx, raw, parsed, probs, correct) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, round_no, i, a.raw, _dump(a.parsed), _dump(a.probs), int(c)) for i, (a, c) in enumerate(zip(answers, correct))])
+
+    # ---- teacher calls (hosted teachers record every request and reply here) -----------------
+
+    def record_call(self, run_id: int | None, round_no: int | None, purpose: str, model: str, request: Any,
+                    reply: str | None, outcome: str, tokens_in: int = 0, tokens_out: int = 0, cost: float = 0.0,
+                    seconds: float = 0.0, cache_key: str | None = None) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO teacher_calls (run_id, round, purpose, model, request, reply, outcome, tokens_in, tokens_out,"
+                " cost, seconds, cache_key, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, round_no, purpose, model, _dump(request), reply, outcome, tokens_in, tokens_out, cost, seconds,
+                 cache_key, _now()))
+
+    def call_totals(self, run_id: int) -> dict[int, dict[str, float]]:
+        rows = self.db.execute(
+            "SELECT round, count(*), sum(tokens_in), sum(tokens_out), sum(cost), sum(seconds) FROM teacher_calls"
+            " WHERE run_id = ? GROUP BY round", (run_id,))
+        return {r[0]: {"calls": r[1], "tokens_in": r[2], "tokens_out": r[3], "cost": r[4], "seconds": r[5]} for r in rows}

@@ -1,0 +1,87 @@
+"""Plain-text views of runs and evaluations for terminals and CI logs (rich tables, no colour needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from mentor.store import Store
+
+STEPS = ("exam", "answer", "grade", "curriculum", "finetune", "evaluate")
+
+
+def run_overview(store: Store, run_id: int) -> dict[str, Any]:
+    """One dict per round with what `mentor show` prints (also its --json output)."""
+    run = store.run(run_id)
+    seconds = store.step_seconds(run_id)
+    calls = store.call_totals(run_id)
+    rounds = []
+    for row in store.rounds(run_id):
+        r = row["round"]
+        metrics = row["metrics"] or {}
+        stats = row["stats"] or {}
+        rounds.append({
+            "round": r,
+            "proficiency": row["proficiency"],
+            "accuracy": metrics.get("accuracy"),
+            "macro_f1": metrics.get("macro_f1"),
+            "unparseable": metrics.get("unparseable"),
+            "exam_questions": stats.get("exam_questions"),
+            "curriculum": stats.get("curriculum"),
+            "trained_on": (row["train"] or {}).get("examples"),
+            "final_loss": (row["train"] or {}).get("final_loss"),
+            "seconds": {s: round(seconds[(r, s)], 1) for s in STEPS if (r, s) in seconds},
+            "teacher": calls.get(r),
+            "feedback": row["feedback"],
+            "adapter": row["adapter"],
+            "best": run["best_round"] == r,
+        })
+    return {"run": run["id"], "created": run["created"], "task": run["task"], "status": run["status"],
+            "stop_reason": run["stop_reason"], "best_round": run["best_round"], "rounds": rounds,
+            "stats": (store.rounds(run_id)[0]["stats"] if rounds else None)}
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def round_table(overview: dict[str, Any]) -> Table:
+    table = Table(title=f"run {overview['run']} ({overview['task']}): {overview['status']}"
+                        + (f", {overview['stop_reason']}" if overview["stop_reason"] else ""))
+    for name in ("round", "proficiency", "holdout acc", "macro-F1", "exam", "new ex.", "trained on", "loss",
+                 "s exam", "s answer", "s grade", "s finetune", "s eval"):
+        table.add_column(name, justify="right")
+    for r in overview["rounds"]:
+        sec = r["seconds"]
+        accepted = (r["curriculum"] or {}).get("accepted")
+        table.add_row(f"{r['round']}{' *' if r['best'] else ''}", _fmt(r["proficiency"], "d"), _fmt(r["accuracy"]),
+                      _fmt(r["macro_f1"]), _fmt(r["exam_questions"], "d"), _fmt(accepted, "d"), _fmt(r["trained_on"], "d"),
+                      _fmt(r["final_loss"], ".3f"), _fmt(sec.get("exam"), ".1f"), _fmt(sec.get("answer"), ".1f"),
+                      _fmt(sec.get("grade"), ".1f"), _fmt(sec.get("finetune"), ".1f"), _fmt(sec.get("evaluate"), ".1f"))
+    table.caption = "* best round (its adapter is the run's result)"
+    return table
+
+
+def metrics_table(report: dict[str, Any], title: str) -> list[Table]:
+    head = Table(title=title)
+    for name in ("n", "accuracy", "macro-F1", "unparseable"):
+        head.add_column(name, justify="right")
+    head.add_row(str(report["n"]), _fmt(report["accuracy"]), _fmt(report["macro_f1"]), str(report["unparseable"]))
+    tables = [head]
+    if report["per_class"]:
+        per = Table(title="per class")
+        for name in ("label", "precision", "recall", "F1", "support"):
+            per.add_column(name, justify="right")
+        for label, m in report["per_class"].items():
+            per.add_row(label, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]), str(m["support"]))
+        confusion = Table(title="confusion (rows: truth, columns: prediction)")
+        columns = list(report["per_class"]) + ["(unparseable)"]
+        confusion.add_column("")
+        for c in columns:
+            confusion.add_column(c, justify="right")
+        for truth in report["per_class"]:
+            row = report["confusion"].get(truth, {})
+            confusion.add_row(truth, *[str(row.get(c, 0)) for c in columns])
+        tables += [per, confusion]
+    return tables

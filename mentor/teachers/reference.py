@@ -1,0 +1,170 @@
+"""The reference teacher: offline, deterministic for a seed, using the data source's labels as truth.
+
+It plays the teacher's part without an LLM so the whole loop runs on a laptop with no network:
+- exams sample pool items the student has not been examined on, balanced across labels at first, then
+  weighted toward the labels the student got wrong last time;
+- grading compares answers exactly, turns the confusion matrix into a proficiency (1 + 9 x balanced
+  accuracy) and feedback a person can read, naming the confusions and what the confused items are about;
+- the curriculum re-teaches the questions the student got wrong and adds new pool items, allocated across
+  labels by the same weakness weights (missed labels and the labels wrongly predicted in their place).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+
+from mentor.records import Example, ExamResult, Grade
+from mentor.tasks import Task
+
+UNPARSEABLE = "(unparseable)"
+_STOP = set("""a an the and or of to in on for with is are be this that it as by at from not no should
+be can could would will into than then there their its if else when while use used using does do was were
+may might must which what why how you your we our they them these those has have had been being also
+only just more most very so such any all each per via one two code value values method function""".split())
+
+
+class ReferenceTeacher:
+    name = "reference"
+    needs_labels = True
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def _rng(self, purpose: str, round_no: int) -> random.Random:
+        return random.Random(f"{self.seed}:{purpose}:{round_no}")
+
+    # ---- step 1: the exam ------------------------------------------------------------------
+
+    def write_exam(self, task: Task, source: list[Example], n: int, previous: Grade | None,
+                   avoid: set[str], round_no: int) -> list[Example]:
+        fresh = [e for e in source if task.key(e.input) not in avoid]
+        weights = (previous.detail.get("weights") if previous else None) or {}
+        return _sample_by_label(task, fresh, n, weights, self._rng("exam", round_no))
+
+    # ---- steps 3 and 4: grade and write the curriculum -----------------------------------------
+
+    def grade(self, task: Task, results: list[ExamResult], source: list[Example], n_new: int,
+              avoid: set[str], round_no: int) -> Grade:
+        if not results:
+            return Grade(1, "No exam questions were answered, so there is nothing to grade.", [], {})
+        confusion: dict[str, Counter] = defaultdict(Counter)
+        wrong_by_pair: dict[tuple[str, str], list[Example]] = defaultdict(list)
+        for result in results:
+            truth = _label(task, result.question.output)
+            said = _label(task, result.answer.parsed) if result.answer.parsed else UNPARSEABLE
+            if not task.label_field:
+                said = truth if result.correct else "wrong"
+            confusion[truth][said] += 1
+            if not result.correct:
+                wrong_by_pair[(truth, said)].append(result.question)
+        labels = list(task.labels) or sorted(confusion)
+        recall = {lab: confusion[lab][lab] / sum(confusion[lab].values()) for lab in labels if confusion[lab]}
+        balanced = sum(recall.values()) / len(recall)
+        proficiency = max(1, min(10, 1 + round(9 * balanced)))
+        correct = sum(r.correct for r in results)
+        weights = _weakness_weights(labels, confusion)
+        feedback = _feedback(task, results, correct, recall, confusion, wrong_by_pair, proficiency)
+
+        # Re-teach the missed questions first (the student has seen them, the holdout never), then new items.
+        rng = self._rng("curriculum", round_no)
+        missed = [r.question for r in results if not r.correct]
+        rng.shuffle(missed)
+        dataset = missed[:n_new]
+        taken = avoid | {task.key(e.input) for e in dataset} | {task.key(r.question.input) for r in results}
+        extra = [e for e in source if task.key(e.input) not in taken]
+        dataset += _sample_by_label(task, extra, n_new - len(dataset), weights, rng)
+        dataset = [Example(e.input, e.output, source=f"teacher:{e.source or 'pool'}", meta=e.meta) for e in dataset]
+        detail = {"confusion": {t: dict(c) for t, c in confusion.items()}, "recall": recall, "weights": weights,
+                  "correct": correct, "n": len(results)}
+        return Grade(proficiency, feedback, dataset, detail)
+
+
+def _label(task: Task, output: dict[str, str] | None) -> str:
+    if not output:
+        return UNPARSEABLE
+    if task.label_field:
+        return output.get(task.label_field, UNPARSEABLE)
+    return "answer"
+
+
+def _weakness_weights(labels: list[str], confusion: dict[str, Counter]) -> dict[str, float]:
+    """Per label: a floor, plus its miss rate, plus half the rate at which it was wrongly predicted."""
+    total = sum(sum(c.values()) for c in confusion.values()) or 1
+    weights = {}
+    for lab in labels:
+        seen = sum(confusion[lab].values())
+        miss = (seen - confusion[lab][lab]) / seen if seen else 0.5
+        false_pos = sum(c[lab] for t, c in confusion.items() if t != lab) / total
+        weights[lab] = round(0.25 + miss + 0.5 * false_pos * len(labels), 4)
+    return weights
+
+
+def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str, float], rng: random.Random) -> list[Example]:
+    """n items, spread across labels in proportion to `weights` (equal when empty), topped up from the rest."""
+    if n <= 0 or not items:
+        return []
+    if not task.label_field:
+        return rng.sample(items, min(n, len(items)))
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for item in items:
+        by_label[item.output[task.label_field]].append(item)
+    for group in by_label.values():
+        rng.shuffle(group)
+    weight = {lab: weights.get(lab, 1.0) for lab in task.labels if by_label[lab]}
+    total = sum(weight.values())
+    quota = {lab: int(n * w / total) for lab, w in weight.items()}
+    # Hand out the rounding remainder to the heaviest labels first.
+    for lab in sorted(weight, key=lambda k: -weight[k])[: n - sum(quota.values())]:
+        quota[lab] += 1
+    chosen: list[Example] = []
+    for lab, k in quota.items():
+        chosen += by_label[lab][:k]
+        del by_label[lab][:k]
+    leftovers = [e for lab in task.labels for e in by_label[lab]]
+    rng.shuffle(leftovers)
+    chosen += leftovers[: n - len(chosen)]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _feedback(task: Task, results: list[ExamResult], correct: int, recall: dict[str, float],
+              confusion: dict[str, Counter], wrong_by_pair: dict[tuple[str, str], list[Example]], proficiency: int) -> str:
+    n = len(results)
+    parts = [f"Proficiency {proficiency}/10: {correct} of {n} correct ({100 * correct / n:.0f}%)."]
+    if task.label_field:
+        strong = [f"{lab} ({confusion[lab][lab]}/{sum(confusion[lab].values())})" for lab, r in recall.items() if r >= 0.75]
+        weak = [f"{lab} ({confusion[lab][lab]}/{sum(confusion[lab].values())})" for lab, r in recall.items() if r < 0.5]
+        if strong:
+            parts.append("Strong on " + ", ".join(strong) + ".")
+        if weak:
+            parts.append("Weak on " + ", ".join(weak) + ".")
+    pairs = sorted(wrong_by_pair.items(), key=lambda kv: -len(kv[1]))[:3]
+    for (truth, said), items in pairs:
+        about = _themes(task, items)
+        where = f" on {about}" if about else ""
+        if said == UNPARSEABLE:
+            parts.append(f"Gave no usable answer on {len(items)} {truth} item(s){where}.")
+        elif task.label_field:
+            parts.append(f"Confuses {truth} with {said}{where} ({len(items)} item(s)).")
+        else:
+            parts.append(f"Wrong on {len(items)} item(s){where}.")
+    unparseable = sum(1 for r in results if r.answer.parsed is None)
+    if unparseable:
+        parts.append(f"{unparseable} answer(s) could not be parsed.")
+    return " ".join(parts)
+
+
+def _themes(task: Task, items: list[Example], k: int = 3) -> str:
+    """What the confused items are about: their topics when the data names them, else frequent words."""
+    topics = Counter(str(e.meta.get("meta", {}).get("topic", "")) for e in items if isinstance(e.meta.get("meta"), dict))
+    topics.pop("", None)
+    if topics:
+        return ", ".join(t for t, _ in topics.most_common(k))
+    words: Counter = Counter()
+    field = task.input_fields[-1]  # the last input field is the most descriptive in our tasks (the review)
+    for item in items:
+        words.update({w for w in re.findall(r"[a-z][a-z\-]{2,}", item.input.get(field, "").lower()) if w not in _STOP})
+    common = [w for w, c in words.most_common(k) if c >= 2 or len(items) == 1]
+    return ", ".join(f"'{w}'" for w in common)
