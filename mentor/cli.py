@@ -16,6 +16,8 @@ from rich.console import Console
 
 from mentor.config import ConfigError, RunConfig, describe, load_config
 from mentor.data import DataError
+from mentor.judge import JudgeError
+from mentor.review.diff import ReviewError
 from mentor.store import StoreError
 from mentor.students import StudentError
 from mentor.tasks import TaskError
@@ -25,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune small models with a teacher-student loop; rate code-review findings.")
 # CI logs and pipes get a wide console, so tables are not squeezed to 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError, ReviewError, JudgeError)
 
 HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the store and adapters [default: ./.mentor]")
 
@@ -111,6 +113,8 @@ def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
 @app.command("eval")
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="JSONL file in the task's format"),
+    models: Optional[str] = typer.Option(None, "--models", help="systems to compare, comma-separated: base, best, "
+                                         "round:N, tfidf, openai:MODEL or an adapter directory"),
     run_ref: str = typer.Option("latest", "--run", help="run id or 'latest': its best adapter is scored"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="score this adapter directory instead"),
     base: bool = typer.Option(False, "--base", help="score the untuned base model"),
@@ -119,23 +123,34 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     home: Optional[str] = HOME,
 ) -> None:
-    """Score a student on a labelled JSONL file: accuracy, macro-F1, per class, confusion."""
+    """Score one or more systems on a labelled JSONL file: accuracy, macro-F1 with 95% intervals, per class,
+    confusion, kappa, latency, cost. Results are kept with the run for `mentor report`."""
+    from mentor.compare import compare
     from mentor.console import progress
-    from mentor.targets import resolve_target
-    from mentor.evaluate import score
     from mentor.data import load_examples
-    from mentor.summary import metrics_table
+    from mentor.summary import comparison_table, metrics_table
+    from mentor.targets import needs_run, resolve_systems, run_context
 
-    target = resolve_target(home=home, run_ref=run_ref, adapter=adapter, base=base, task=task, student=student)
-    examples = load_examples(data, target.task)
-    with progress(f"scoring {data.name}", len(examples)) as advance:
-        _, _, report = score(target.student, target.task, examples, advance)
-    report = {"system": target.label, **report}
+    if models and (adapter or base):
+        raise StudentError("--models already names the systems: drop --adapter/--base (use 'base' or a directory in --models)")
+    specs = models.split(",") if models else [str(adapter) if adapter else "base" if base else "best"]
+    if adapter is not None and not adapter.is_dir():
+        raise FileNotFoundError(f"--adapter {adapter}: no such adapter directory")
+    ctx = run_context(home, run_ref, need_run=needs_run(specs), task=task, student=student)
+    examples = load_examples(data, ctx.task)
+    targets = resolve_systems(ctx, specs)
+    result = compare(targets, examples, str(data), progress)
+    if ctx.run_id is not None:
+        ctx.store.save_evaluation(ctx.run_id, "eval", str(data), result)
+    single = result["systems"][0] if len(result["systems"]) == 1 else None
     if as_json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(single or result, indent=2))
         return
-    for table in metrics_table(report, f"{target.label} on {data} ({target.task.name})"):
+    for table in comparison_table(result):
         out.print(table)
+    if single:
+        for table in metrics_table(single, "")[1:]:
+            out.print(table)
 
 
 def _run_id(store, ref: str) -> int:
@@ -147,7 +162,7 @@ def _run_id(store, ref: str) -> int:
 
 
 # Commands that live in their own modules register themselves on `app` when imported (one line each).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["mentor.commands_review", "mentor.commands_eval"]
 
 
 def main() -> None:

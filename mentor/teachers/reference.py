@@ -65,7 +65,7 @@ class ReferenceTeacher:
         proficiency = max(1, min(10, 1 + round(9 * balanced)))
         correct = sum(r.correct for r in results)
         weights = _weakness_weights(labels, confusion)
-        feedback = _feedback(task, results, correct, recall, confusion, wrong_by_pair, proficiency)
+        feedback = _feedback(task, results, source, correct, recall, confusion, wrong_by_pair, proficiency)
 
         # Re-teach the missed questions first (the student has seen them, the holdout never), then new items.
         rng = self._rng("curriculum", round_no)
@@ -129,7 +129,7 @@ def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str
     return chosen
 
 
-def _feedback(task: Task, results: list[ExamResult], correct: int, recall: dict[str, float],
+def _feedback(task: Task, results: list[ExamResult], source: list[Example], correct: int, recall: dict[str, float],
               confusion: dict[str, Counter], wrong_by_pair: dict[tuple[str, str], list[Example]], proficiency: int) -> str:
     n = len(results)
     parts = [f"Proficiency {proficiency}/10: {correct} of {n} correct ({100 * correct / n:.0f}%)."]
@@ -142,7 +142,7 @@ def _feedback(task: Task, results: list[ExamResult], correct: int, recall: dict[
             parts.append("Weak on " + ", ".join(weak) + ".")
     pairs = sorted(wrong_by_pair.items(), key=lambda kv: -len(kv[1]))[:3]
     for (truth, said), items in pairs:
-        about = _themes(task, items)
+        about = _themes(task, items, source)
         where = f" on {about}" if about else ""
         if said == UNPARSEABLE:
             parts.append(f"Gave no usable answer on {len(items)} {truth} item(s){where}.")
@@ -156,15 +156,21 @@ def _feedback(task: Task, results: list[ExamResult], correct: int, recall: dict[
     return " ".join(parts)
 
 
-def _themes(task: Task, items: list[Example], k: int = 3) -> str:
-    """What the confused items are about: their topics when the data names them, else frequent words."""
-    topics = Counter(str(e.meta.get("meta", {}).get("topic", "")) for e in items if isinstance(e.meta.get("meta"), dict))
+def _themes(task: Task, items: list[Example], source: list[Example], k: int = 3) -> str:
+    """What the confused items are about: their topics when the data names them, else their most
+    distinctive words (frequent in these items, rare in the data source)."""
+    by_key = {task.key(e.input): e for e in source}
+    metas = [(by_key.get(task.key(e.input)) or e).meta.get("meta") for e in items]
+    topics = Counter(str(m.get("topic", "")) for m in metas if isinstance(m, dict))
     topics.pop("", None)
     if topics:
         return ", ".join(t for t, _ in topics.most_common(k))
-    words: Counter = Counter()
     field = task.input_fields[-1]  # the last input field is the most descriptive in our tasks (the review)
-    for item in items:
-        words.update({w for w in re.findall(r"[a-z][a-z\-]{2,}", item.input.get(field, "").lower()) if w not in _STOP})
-    common = [w for w, c in words.most_common(k) if c >= 2 or len(items) == 1]
-    return ", ".join(f"'{w}'" for w in common)
+
+    def words(example: Example) -> set[str]:
+        return {w for w in re.findall(r"[a-z][a-z\-]{2,}", example.input.get(field, "").lower()) if w not in _STOP}
+
+    here = Counter(w for e in items for w in words(e))
+    everywhere = Counter(w for e in source for w in words(e))
+    lift = {w: (c / len(items)) / ((everywhere[w] + 1) / (len(source) + 1)) for w, c in here.items() if c >= 2 or len(items) == 1}
+    return ", ".join(f"'{w}'" for w in sorted(lift, key=lambda w: (-lift[w], w))[:k])

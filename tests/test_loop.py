@@ -1,0 +1,138 @@
+"""The loop end to end with the shipped scripted student: holdout never leaks, stops, kill -9 and resume."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mentor.config import load_config
+from mentor.runner import open_store, resume_run, start_run
+from mentor.tasks import SEVERITY
+from tests.conftest import make_examples, write_jsonl
+
+BASE = ["student.model=scripted", "teacher.exam_size=12", "teacher.new_examples=20", "loop.rounds=3", "loop.patience=5"]
+
+
+def _overrides(pool, holdout, *extra):
+    return [f"data.pool={pool}", f"data.holdout={holdout}", *BASE, *extra]
+
+
+def test_run_never_lets_holdout_items_into_exams_or_curricula(tmp_path, home):
+    holdout = make_examples(5, "holdout", seed=1)
+    # The pool also contains every holdout item, re-spaced and re-cased: they must be excluded and counted.
+    disguised = [type(e)({k: "  " + v.upper() + " " for k, v in e.input.items()}, e.output) for e in holdout]
+    pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(30, "pool") + disguised)
+    hold = write_jsonl(tmp_path / "holdout.jsonl", holdout)
+    result = start_run(load_config(overrides=_overrides(pool, hold)))
+    store = open_store()
+    assert store.run(result["run_id"])["status"] == "finished"
+    assert store.rounds(result["run_id"])[0]["stats"]["pool_excluded_as_holdout"] == len(holdout)
+    holdout_keys = {SEVERITY.key(e.input) for e in holdout}
+    exam_keys = {SEVERITY.key(q) for q in store.all_exam_keys(result["run_id"])}
+    curriculum_keys = {SEVERITY.key(e.input) for e in store.curriculum(result["run_id"], status=None)}
+    assert exam_keys and curriculum_keys
+    assert not holdout_keys & (exam_keys | curriculum_keys)
+    rounds = store.rounds(result["run_id"])
+    assert [r["round"] for r in rounds] == [0, 1, 2, 3]
+    assert all(r["metrics"]["n"] == len(holdout) for r in rounds)
+    assert all(1 <= r["proficiency"] <= 10 and r["feedback"] for r in rounds[1:])
+
+
+def test_patience_stops_and_keeps_the_best_round(data_files, home):
+    pool, hold = data_files
+    result = start_run(load_config(overrides=_overrides(pool, hold, "loop.rounds=6", "loop.patience=2")))
+    # The scripted student memorises what it is taught, so the holdout never improves: stop after 2 stale rounds.
+    assert result["best_round"] == 0 and "patience 2" in result["reason"]
+    assert len(open_store().rounds(result["run_id"])) == 3
+
+
+def test_wall_clock_budget_stops_between_steps(data_files, home):
+    pool, hold = data_files
+    result = start_run(load_config(overrides=_overrides(pool, hold, "loop.max_minutes=0.000001")))
+    assert "budget" in result["reason"] and len(open_store().rounds(result["run_id"])) == 1
+
+
+def test_resume_of_a_finished_run_is_refused(data_files, home):
+    from mentor.store import StoreError
+
+    pool, hold = data_files
+    start_run(load_config(overrides=_overrides(pool, hold, "loop.rounds=1")))
+    with pytest.raises(StoreError, match="already finished"):
+        resume_run()
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import mentor.runner as runner
+    from mentor.config import load_config
+    from mentor.students.scripted import ScriptedStudent
+
+    step, round_no = sys.argv[1], int(sys.argv[2])
+    calls = {"answer": 0, "finetune": 0}
+
+    class KilledMidStep:
+        # Composition, not a subclass: delegates to the shipped student, dies inside the chosen step.
+        name, can_finetune = "scripted", True
+        def __init__(self):
+            self.inner = ScriptedStudent()
+        def use_adapter(self, path):
+            self.inner.use_adapter(path)
+        def answer(self, task, inputs, progress=None):
+            calls["answer"] += 1
+            # answer() runs for the holdout (evaluate) and the exam, in that order from round 1 on.
+            if step == "answer" and calls["answer"] == 2 * round_no:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if step == "evaluate" and calls["answer"] == 2 * round_no + 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return self.inner.answer(task, inputs, progress)
+        def finetune(self, task, examples, out_dir, progress=None):
+            calls["finetune"] += 1
+            report = self.inner.finetune(task, examples, out_dir, progress)
+            if step == "finetune" and calls["finetune"] == round_no:
+                os.kill(os.getpid(), signal.SIGKILL)  # the adapter is written, the step is not marked done
+            return report
+
+    runner.make_student = lambda config, seed: KilledMidStep()
+    runner.start_run(load_config(overrides=sys.argv[3:]))
+""")
+
+
+def _dump(db_path):
+    db = sqlite3.connect(db_path)
+    tables = {}
+    for table, order in [("exam", "round, idx"), ("curriculum", "round, idx"), ("predictions", "round, idx"),
+                         ("rounds", "round"), ("steps", "round, step")]:
+        rows = db.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+        if table == "steps":
+            rows = [r[:3] for r in rows]  # timings differ between runs
+        if table == "rounds":
+            rows = [tuple(json.dumps(json.loads(v)["examples"]) if i == 7 and v else v for i, v in enumerate(r)) for r in rows]
+            rows = [tuple(c for i, c in enumerate(r) if i != 6) for r in rows]  # the adapter path includes the home
+        tables[table] = rows
+    db.close()
+    return tables
+
+
+@pytest.mark.parametrize("step, round_no", [("answer", 1), ("finetune", 2), ("evaluate", 2)])
+def test_kill_minus_9_mid_round_resumes_with_the_same_rows(tmp_path, data_files, monkeypatch, step, round_no):
+    pool, hold = data_files
+    overrides = _overrides(pool, hold)
+    reference_home, killed_home = tmp_path / "reference", tmp_path / "killed"
+    start_run(load_config(overrides=overrides), reference_home)
+
+    script = tmp_path / "killer.py"
+    script.write_text(KILLER)
+    env = {**os.environ, "MENTOR_HOME": str(killed_home), "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, str(script), step, str(round_no), *overrides], env=env,
+                          cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert open_store(killed_home).run(1)["status"] == "running"
+
+    result = resume_run(home=killed_home)
+    assert result["run_id"] == 1 and open_store(killed_home).run(1)["status"] == "finished"
+    assert _dump(killed_home / "mentor.db") == _dump(reference_home / "mentor.db")
