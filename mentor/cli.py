@@ -17,6 +17,7 @@ from rich.console import Console
 from mentor.config import ConfigError, RunConfig, describe, load_config
 from mentor.data import DataError
 from mentor.judge import JudgeError
+from mentor.llm.client import LLMError
 from mentor.review.diff import ReviewError
 from mentor.store import StoreError
 from mentor.students import StudentError
@@ -27,7 +28,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Fine-tune small models with a teacher-student loop; rate code-review findings.")
 # CI logs and pipes get a wide console, so tables are not squeezed to 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError, ReviewError, JudgeError)
+USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError, ReviewError, JudgeError,
+               LLMError)
 
 HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the store and adapters [default: ./.mentor]")
 

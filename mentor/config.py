@@ -56,6 +56,32 @@ class TeacherConfig:
     name: str = _f("reference", "'reference' (offline, uses the pool's labels) or 'openai:MODEL'")
     exam_size: int = _f(48, "questions per exam")
     new_examples: int = _f(160, "new training examples the teacher writes per round")
+    # The hosted teacher (openai:MODEL); the reference teacher ignores these.
+    base_url: str = _f("", "OpenAI-compatible server for openai:MODEL; empty = $MENTOR_OPENAI_BASE_URL, else "
+                           "$OPENAI_BASE_URL, else https://api.openai.com/v1")
+    api_key_env: str = _f("", "name of the environment variable holding the API key; empty = MENTOR_OPENAI_API_KEY, "
+                              "else OPENAI_API_KEY (the key itself never goes into a config or the store)")
+    timeout: float = _f(120.0, "seconds to wait for one reply before retrying")
+    retries: int = _f(5, "retries per request on 429, 5xx, timeouts and connection errors (exponential backoff)")
+    backoff: float = _f(1.0, "seconds before the first retry, doubling each time (with jitter); a server's "
+                             "Retry-After wins")
+    concurrency: int = _f(4, "most requests in flight at once")
+    temperature: float = _f(0.7, "sampling temperature of the teacher")
+    max_reply_tokens: int = _f(0, "most tokens in one reply (0 = the server's default)")
+    batch_size: int = _f(16, "most questions or examples asked for in one request; more are split over several")
+    source_tokens: int = _f(3000, "token budget (about 4 characters each) of the data-source sample shown in one request")
+    parse_retries: int = _f(2, "times a reply that is not usable JSON is sent back with the problem")
+    passes: int = _f(3, "most rounds of requests to fill an exam or curriculum after drops and rebalancing")
+    near_duplicate: float = _f(0.85, "character-shingle Jaccard similarity at which an item counts as a near-duplicate "
+                                     "of the holdout, an earlier exam or curriculum (0 = exact matches only)")
+    label_skew: float = _f(2.0, "ask again when a label has more than this many times its fair share of the exam, "
+                                "or less than its fair share divided by this")
+    structured_output: bool = _f(True, "ask for JSON-schema output where the server supports it (else parse the reply)")
+    cache: bool = _f(True, "reuse stored replies to identical requests (resumed and repeated runs never pay twice)")
+    prices: tuple[str, ...] = _f((), "prices as MODEL=IN/OUT in USD per million tokens, e.g. gpt-4o=2.50/10.00 "
+                                     "(adds to or overrides the built-in table)")
+    max_tokens: int = _f(0, "budget: stop before a round once the run's teacher calls used this many tokens (0 = none)")
+    max_cost: float = _f(0.0, "budget: stop before a round once the run's teacher calls cost this many USD (0 = none)")
 
 
 @dataclass(frozen=True)

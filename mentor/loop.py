@@ -58,8 +58,20 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
             store.mark_step(run_id, round_no, name, time.monotonic() - t0)
         console.log(f"  round {round_no} {name:<10} {time.monotonic() - t0:6.1f}s")
 
-    def over_budget() -> bool:
-        return bool(cfg.loop.max_minutes) and spent_before + time.monotonic() - started > cfg.loop.max_minutes * 60
+    def over_budget(teacher: bool = True) -> str | None:
+        """Why the run must stop now, or None. Teacher tokens and money are checked only before a round:
+        once a round's teacher calls are paid for, the round is finished and trained on."""
+        if cfg.loop.max_minutes and spent_before + time.monotonic() - started > cfg.loop.max_minutes * 60:
+            return f"wall-clock budget of {cfg.loop.max_minutes:g} min spent"
+        if teacher and (cfg.teacher.max_tokens or cfg.teacher.max_cost):
+            totals = store.call_totals(run_id).values()
+            tokens = sum((t["tokens_in"] or 0) + (t["tokens_out"] or 0) for t in totals)
+            cost = sum(t["cost"] or 0.0 for t in totals)
+            if cfg.teacher.max_tokens and tokens >= cfg.teacher.max_tokens:
+                return f"teacher token budget of {cfg.teacher.max_tokens} spent ({tokens} used)"
+            if cfg.teacher.max_cost and cost >= cfg.teacher.max_cost:
+                return f"teacher cost budget of ${cfg.teacher.max_cost:g} spent (${cost:.4f} used)"
+        return None
 
     def evaluate(round_no: int) -> None:
         def work():
@@ -84,8 +96,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
     reason = f"finished {cfg.loop.rounds} round(s)"
 
     for round_no in range(1, cfg.loop.rounds + 1):
-        if over_budget():
-            reason = f"wall-clock budget of {cfg.loop.max_minutes:g} min spent"
+        if why := over_budget():
+            reason = why
             break
         best_adapter = store.rounds(run_id)[best_round]["adapter"] if best_round else None
         r.student.use_adapter(Path(best_adapter) if best_adapter else None)
@@ -144,8 +156,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
         if not train:
             reason = "the teacher proposed no usable training examples"
             break
-        if over_budget() and "finetune" not in store.done_steps(run_id, round_no):
-            reason = f"wall-clock budget of {cfg.loop.max_minutes:g} min spent"
+        if (why := over_budget(teacher=False)) and "finetune" not in store.done_steps(run_id, round_no):
+            reason = why
             break
 
         def finetune() -> TrainReport:

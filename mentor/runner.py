@@ -9,13 +9,15 @@ config saved with the run, so a resumed run is the run that started.
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from mentor import console
+from mentor import console, feedback
 from mentor.config import RunConfig, from_dict, to_dict
 from mentor.data import bundled_path, dedupe, load_examples, split_against
 from mentor.evaluate import stratified_sample
+from mentor.llm.storage import StoreCalls
 from mentor.loop import RunInputs, run_loop
 from mentor.store import Store, StoreError
 from mentor.students import make_student
@@ -34,7 +36,7 @@ def open_store(home: str | Path | None = None) -> Store:
 
 def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, Any]:
     task = get_task(config.task)
-    pool, holdout, stats = _load_data(config, task)
+    pool, holdout, stats = _load_data(config, task, home)
     store = open_store(home)
     try:
         with store.transaction():
@@ -58,7 +60,7 @@ def resume_run(run_id: int | None = None, home: str | Path | None = None) -> dic
             raise StoreError(f"run {run_id} already finished ({row['stop_reason']}); nothing to resume")
         config = from_dict(RunConfig, row["config"], where=f"run {run_id}'s saved config")
         task = get_task(config.task)
-        pool, holdout, _ = _load_data(config, task)
+        pool, holdout, _ = _load_data(config, task, home, until=row["created"])
         console.log(f"run {run_id}: resuming after the last completed step")
         return _go(store, run_id, config, task, pool, holdout, home)
     finally:
@@ -66,7 +68,8 @@ def resume_run(run_id: int | None = None, home: str | Path | None = None) -> dic
 
 
 def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, holdout: list, home: str | Path | None) -> dict[str, Any]:
-    teacher = make_teacher(config.teacher, config.seed)
+    calls = StoreCalls(store, run_id)  # a hosted teacher's raw calls, and its reply cache, live in the store
+    teacher = make_teacher(config.teacher, config.seed, record=calls.record, cache=calls)
     student = make_student(config.student, config.seed)
     inputs = RunInputs(run_id=run_id, config=config, task=task, pool=pool,
                        holdout=stratified_sample(task, holdout, config.data.holdout_limit, config.seed),
@@ -75,10 +78,15 @@ def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, ho
     return run_loop(store, inputs)
 
 
-def _load_data(config: RunConfig, task: Task) -> tuple[list, list, dict[str, int]]:
+def _load_data(config: RunConfig, task: Task, home: str | Path | None = None,
+               until: str | None = None) -> tuple[list, list, dict[str, int]]:
     pool_path = Path(config.data.pool) if config.data.pool else bundled_path(task, "pool")
     holdout_path = Path(config.data.holdout) if config.data.holdout else bundled_path(task, "holdout")
-    pool = load_examples(pool_path, task, source="pool")
+    if feedback.is_pool_spec(config.data.pool):  # "feedback[+file.jsonl]": developers' verdicts from the store
+        with closing(open_store(home)) as store:
+            pool = feedback.load_pool(config.data.pool, task, store, until)
+    else:
+        pool = load_examples(pool_path, task, source="pool")
     holdout = dedupe(load_examples(holdout_path, task, source="holdout"), task)
     # Contamination check: no pool item whose normalised input equals a holdout item's ever reaches the teacher.
     pool, excluded = split_against(dedupe(pool, task), task, {task.key(e.input) for e in holdout})

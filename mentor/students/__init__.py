@@ -2,7 +2,8 @@
 
 A student answers questions and learns from examples. Backends say what they can do with attributes
 (`can_finetune`), never by class checks. Specs: "hf:<dir or hub id>" or "bundled" (transformers + PEFT,
-the only place torch is imported, loaded lazily), "scripted" (a fake that ships, for tests and dry runs).
+the only place torch is imported, loaded lazily), "scripted" (a fake that ships, for tests and dry runs),
+"openai:MODEL" (a model behind an OpenAI-compatible server: answers only, see students/remote.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class StudentError(ValueError):
 
 def make_student(config: StudentConfig, seed: int) -> Student:
     """'scripted' -> the shipped fake; anything else -> transformers + PEFT (imported only now)."""
+    if config.model.startswith("openai:"):
+        from mentor.students.remote import build
+
+        return build(config.model, config.max_new_tokens)
     if config.model == "scripted":
         from mentor.students.scripted import ScriptedStudent
 

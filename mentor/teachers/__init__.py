@@ -5,7 +5,8 @@ holdout items from the data source before the teacher gets it and passes `avoid`
 (see `Task.key`) that must not come back in an exam or a curriculum. The loop checks the teacher's output
 against the same keys again, so a teacher that ignores `avoid` still cannot contaminate a run.
 
-Specs: "reference" (offline, deterministic, uses the data source's labels as ground truth).
+Specs: "reference" (offline, deterministic, uses the data source's labels as ground truth), "openai:MODEL"
+(an LLM behind any OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
 """
 
 from __future__ import annotations
@@ -47,4 +48,8 @@ def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None =
         from mentor.teachers.reference import ReferenceTeacher
 
         return ReferenceTeacher(seed=seed)
-    raise TeacherError(f"unknown teacher {name!r}: use 'reference'")
+    if name.startswith("openai:"):
+        from mentor.teachers.openai import build
+
+        return build(config, seed, record=record, cache=options.get("cache"))
+    raise TeacherError(f"unknown teacher {name!r}: use 'reference' or 'openai:MODEL'")

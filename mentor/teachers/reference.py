@@ -112,6 +112,7 @@ def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str
         by_label[item.output[task.label_field]].append(item)
     for group in by_label.values():
         rng.shuffle(group)
+        _heavier_first(group, rng)
     weight = {lab: weights.get(lab, 1.0) for lab in task.labels if by_label[lab]}
     total = sum(weight.values())
     quota = {lab: int(n * w / total) for lab, w in weight.items()}
@@ -124,9 +125,26 @@ def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str
         del by_label[lab][:k]
     leftovers = [e for lab in task.labels for e in by_label[lab]]
     rng.shuffle(leftovers)
+    _heavier_first(leftovers, rng)
     chosen += leftovers[: n - len(chosen)]
     rng.shuffle(chosen)
     return chosen
+
+
+def _heavier_first(items: list[Example], rng: random.Random) -> None:
+    """Reorder in place so items whose record carries a `weight` above 1 (a developer's corrected feedback)
+    tend to come first: weighted sampling without replacement (Efraimidis-Spirakis keys u ** (1 / w)).
+    Leaves the order alone when no item has a weight, so unweighted data samples exactly as before."""
+    weights = [_item_weight(e) for e in items]
+    if all(w == 1.0 for w in weights):
+        return
+    keys = [rng.random() ** (1.0 / w) for w in weights]
+    items[:] = [e for _, e in sorted(zip(keys, items), key=lambda pair: -pair[0])]
+
+
+def _item_weight(item: Example) -> float:
+    value = item.meta.get("weight", 1.0)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 1.0
 
 
 def _feedback(task: Task, results: list[ExamResult], source: list[Example], correct: int, recall: dict[str, float],
