@@ -31,8 +31,12 @@ class DataError(ValueError):
         super().__init__("\n".join(shown))
 
 
-def load_examples(path: str | Path, task: Task, source: str | None = None) -> list[Example]:
-    """All records of a JSONL file, validated against the task; raises DataError listing every problem."""
+def load_examples(path: str | Path, task: Task, source: str | None = None, labelled: bool = True) -> list[Example]:
+    """All records of a JSONL file, validated against the task; raises DataError listing every problem.
+
+    With `labelled=False` (a data source for a teacher that labels items itself) records may lack
+    "output", and an empty file is an empty source; inputs are still checked.
+    """
     path = Path(path)
     label = source or path.name
     try:
@@ -58,25 +62,34 @@ def load_examples(path: str | Path, task: Task, source: str | None = None) -> li
         if not isinstance(record, dict):
             problems.append((str(path), number, f"expected a JSON object, got {type(record).__name__}"))
             continue
+        if not labelled and "output" not in record:
+            record = {**record, "output": None}
         missing = [key for key in ("input", "output") if key not in record]
         if missing:
             problems.append((str(path), number, f"missing key(s) {', '.join(repr(m) for m in missing)}"))
             continue
         meta = {k: v for k, v in record.items() if k not in ("input", "output")}
-        example = Example(input=record["input"], output=record["output"], source=label, meta=meta)
-        problem = task.validate_example(example)
+        output = record["output"]
+        if output is None:  # unlabelled: check the inputs against a placeholder answer
+            problem = task.validate_example(Example(record["input"], _placeholder(task)))
+        else:
+            problem = task.validate_example(Example(record["input"], output))
         if problem:
             problems.append((str(path), number, problem))
             continue
         examples.append(Example(
             input={k: record["input"][k] for k in task.input_fields},
-            output={k: record["output"][k] for k in task.output_fields},
+            output={} if output is None else {k: output[k] for k in task.output_fields},
             source=label, meta=meta))
     if problems:
         raise DataError(problems)
-    if not examples:
+    if not examples and labelled:
         raise DataError([(str(path), 0, "no records")])
     return examples
+
+
+def _placeholder(task: Task) -> dict[str, str]:
+    return {name: (task.labels[0] if name == task.label_field else "-") for name in task.output_fields}
 
 
 def bundled_path(task: Task, split: str) -> Path:

@@ -156,6 +156,9 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
         if not train:
             reason = "the teacher proposed no usable training examples"
             break
+        if not r.student.can_finetune:
+            reason = f"student {r.student.name} cannot be fine-tuned: it was measured on the holdout and an exam"
+            break
         if (why := over_budget(teacher=False)) and "finetune" not in store.done_steps(run_id, round_no):
             reason = why
             break

@@ -22,7 +22,7 @@ from mentor.loop import RunInputs, run_loop
 from mentor.store import Store, StoreError
 from mentor.students import make_student
 from mentor.tasks import Task, get_task
-from mentor.teachers import make_teacher
+from mentor.teachers import make_teacher, teacher_needs_labels
 
 
 def home_dir(home: str | Path | None = None) -> Path:
@@ -86,7 +86,7 @@ def _load_data(config: RunConfig, task: Task, home: str | Path | None = None,
         with closing(open_store(home)) as store:
             pool = feedback.load_pool(config.data.pool, task, store, until)
     else:
-        pool = load_examples(pool_path, task, source="pool")
+        pool = load_examples(pool_path, task, source="pool", labelled=teacher_needs_labels(config.teacher))
     holdout = dedupe(load_examples(holdout_path, task, source="holdout"), task)
     # Contamination check: no pool item whose normalised input equals a holdout item's ever reaches the teacher.
     pool, excluded = split_against(dedupe(pool, task), task, {task.key(e.input) for e in holdout})

@@ -83,3 +83,19 @@ def test_bundled_seed_data_has_explanations():
 
     examples = load_examples(bundled_path(EXPLAIN, "pool"), EXPLAIN)
     assert all(20 < len(e.output["explanation"]) < 600 for e in examples)
+
+
+def test_unlabelled_source_for_a_teacher_that_labels_items_itself(tmp_path):
+    path = _write(tmp_path, [json.dumps({"input": {"code": "x = 1", "review": "rename x"}}), GOOD,
+                             json.dumps({"input": {"code": "", "review": "y"}})])
+    with pytest.raises(DataError) as err:
+        load_examples(path, SEVERITY, labelled=False)
+    assert err.value.problems == [(str(path), 3, "empty field 'input.code'")]
+    path = _write(tmp_path, [json.dumps({"input": {"code": "x = 1", "review": "rename x"}}), GOOD])
+    unlabelled, labelled = load_examples(path, SEVERITY, labelled=False)
+    assert unlabelled.output == {} and labelled.output == {"issue_type": "trivial"}
+    with pytest.raises(DataError, match="missing key"):
+        load_examples(path, SEVERITY)  # the reference teacher needs labels
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert load_examples(empty, SEVERITY, labelled=False) == []

@@ -162,3 +162,19 @@ def test_token_and_money_budgets_stop_the_loop_between_rounds(data_files, home, 
         assert run["status"] == "finished" and words in run["stop_reason"]
         assert [r["round"] for r in store.rounds(run_id)] == [0, 1]  # round 1 was finished and trained on
         assert store.rounds(run_id)[1]["adapter"]
+
+
+def test_an_unlabelled_data_source_is_labelled_by_the_teacher(tmp_path, data_files, home, server_env, monkeypatch):
+    # Review comments without severities, the common real case: the reference teacher refuses them,
+    # the hosted teacher labels (or invents) the items it needs.
+    pool, hold = data_files
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text("".join(json.dumps({"input": e.input}) + "\n" for e in make_examples(10, "raw")))
+    with server_env(FakeOpenAI(default=fake_model())):
+        mentor(["run", "--teacher", "openai:gpt-4o", "--data", str(unlabelled), "--holdout", str(hold),
+                "--rounds", "1", *SETTINGS], monkeypatch)
+    store = open_store()
+    assert store.run(1)["status"] == "finished"
+    exam = store.exam(1, 1)
+    assert exam and all(q.output.get("issue_type") in SEVERITY_LABELS for q, _, _ in exam)
+    assert store.curriculum(1) and all(e.output["issue_type"] in SEVERITY_LABELS for e in store.curriculum(1))

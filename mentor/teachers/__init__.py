@@ -42,6 +42,19 @@ class TeacherError(ValueError):
     """A teacher spec that cannot be used."""
 
 
+def teacher_needs_labels(config: TeacherConfig) -> bool:
+    """Whether the teacher's data source must be labelled (read off the class, before any is built)."""
+    if config.name == "reference":
+        from mentor.teachers.reference import ReferenceTeacher
+
+        return ReferenceTeacher.needs_labels
+    if config.name.startswith("openai:"):
+        from mentor.teachers.openai import OpenAITeacher
+
+        return OpenAITeacher.needs_labels
+    raise TeacherError(f"unknown teacher {config.name!r}: use 'reference' or 'openai:MODEL'")
+
+
 def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None = None, **options: Any) -> Teacher:
     name = config.name
     if name == "reference":
