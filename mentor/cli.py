@@ -122,6 +122,7 @@ def eval_cmd(
     base: bool = typer.Option(False, "--base", help="score the untuned base model"),
     task: Optional[str] = typer.Option(None, "--task", help="task (default: the run's task, else severity)"),
     student: Optional[str] = typer.Option(None, "--student", help="student model (default: the run's)"),
+    limit: int = typer.Option(0, "--limit", help="score at most this many items (stratified by label; 0 = all)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     home: Optional[str] = HOME,
 ) -> None:
@@ -130,6 +131,7 @@ def eval_cmd(
     from mentor.compare import compare
     from mentor.console import progress
     from mentor.data import load_examples
+    from mentor.evaluate import stratified_sample
     from mentor.summary import comparison_table, metrics_table
     from mentor.targets import needs_run, resolve_systems, run_context
 
@@ -139,7 +141,7 @@ def eval_cmd(
     if adapter is not None and not adapter.is_dir():
         raise FileNotFoundError(f"--adapter {adapter}: no such adapter directory")
     ctx = run_context(home, run_ref, need_run=needs_run(specs), task=task, student=student)
-    examples = load_examples(data, ctx.task)
+    examples = stratified_sample(ctx.task, load_examples(data, ctx.task), limit, ctx.config.seed)
     targets = resolve_systems(ctx, specs)
     result = compare(targets, examples, str(data), progress)
     if ctx.run_id is not None:
@@ -148,11 +150,10 @@ def eval_cmd(
     if as_json:
         print(json.dumps(single or result, indent=2))
         return
-    for table in comparison_table(result):
+    # One system: its headline row, then per class and confusion; several: headlines and F1 per class.
+    tables = comparison_table(result)[:1] + metrics_table(single, "")[1:] if single else comparison_table(result)
+    for table in tables:
         out.print(table)
-    if single:
-        for table in metrics_table(single, "")[1:]:
-            out.print(table)
 
 
 def _run_id(store, ref: str) -> int:

@@ -103,6 +103,38 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX teacher_calls_cache ON teacher_calls(cache_key);
     """,
+    # 2: results of `mentor eval` (model comparisons) and `mentor judge` (explanation preferences), kept
+    # with the run they measured so `mentor report` can draw them; `result` is the command's JSON output.
+    """
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id),
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        result TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX evaluations_run ON evaluations(run_id, kind);
+    """,
+    # 3: developers' verdicts on rated review findings (the data flywheel): "agree" or the severity the
+    # finding should have had. Not tied to a run: feedback outlives runs and feeds the next one.
+    """
+    CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        code TEXT NOT NULL,
+        review TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        predicted TEXT,
+        comment TEXT NOT NULL DEFAULT '',
+        explanation TEXT NOT NULL DEFAULT '',
+        finding_id TEXT NOT NULL DEFAULT '',
+        path TEXT NOT NULL DEFAULT '',
+        line INTEGER,
+        source TEXT NOT NULL,
+        model TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
 
 
@@ -300,3 +332,57 @@ class Store:
             "SELECT round, count(*), sum(tokens_in), sum(tokens_out), sum(cost), sum(seconds) FROM teacher_calls"
             " WHERE run_id = ? GROUP BY round", (run_id,))
         return {r[0]: {"calls": r[1], "tokens_in": r[2], "tokens_out": r[3], "cost": r[4], "seconds": r[5]} for r in rows}
+
+    # ---- saved evaluations and judgements (migration 2) ----------------------------------------
+
+    def predictions(self, run_id: int, round_no: int) -> list[tuple[Answer, bool]]:
+        """A round's holdout answers, in holdout order, with whether each was correct."""
+        rows = self.db.execute("SELECT raw, parsed, probs, correct FROM predictions WHERE run_id = ? AND round = ? ORDER BY idx",
+                               (run_id, round_no))
+        return [(Answer(r[0], _load(r[1]), _load(r[2])), bool(r[3])) for r in rows]
+
+    def save_evaluation(self, run_id: int | None, kind: str, data: str, result: dict[str, Any]) -> int:
+        """Keep an `eval` comparison or a `judge` result (kind) measured on `data` (a file or 'holdout')."""
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO evaluations (run_id, kind, data, result, created) VALUES (?, ?, ?, ?, ?)",
+                                  (run_id, kind, data, _dump(result), _now()))
+            return int(cur.lastrowid)
+
+    def evaluations(self, run_id: int, kind: str) -> list[dict[str, Any]]:
+        """Saved results of one kind for a run, oldest first."""
+        rows = self.db.execute("SELECT id, data, result, created FROM evaluations WHERE run_id = ? AND kind = ? ORDER BY id",
+                               (run_id, kind))
+        return [{"id": r[0], "data": r[1], "result": _load(r[2]), "created": r[3]} for r in rows]
+
+    # ---- the hosted-model reply cache (teacher_calls.cache_key, migration 1) -----------------------
+
+    def cached_call(self, cache_key: str) -> dict[str, Any] | None:
+        """The latest successful call with this cache key, from any run: its raw reply and tokens."""
+        row = self.db.execute("SELECT reply, tokens_in, tokens_out FROM teacher_calls WHERE cache_key = ? AND outcome = 'ok'"
+                              " ORDER BY id DESC LIMIT 1", (cache_key,)).fetchone()
+        return None if row is None else {"reply": row[0] or "", "tokens_in": row[1], "tokens_out": row[2]}
+
+    def call_rows(self, run_id: int) -> list[dict[str, Any]]:
+        """Every recorded teacher call of a run, oldest first, request decoded."""
+        rows = self.db.execute("SELECT * FROM teacher_calls WHERE run_id = ? ORDER BY id", (run_id,))
+        return [{**dict(r), "request": _load(r["request"])} for r in rows]
+
+    # ---- review feedback (migration 3) ---------------------------------------------------------
+
+    _FEEDBACK_COLUMNS = ("code", "review", "verdict", "predicted", "comment", "explanation", "finding_id", "path",
+                         "line", "source", "model")
+
+    def add_feedback(self, fields: dict[str, Any]) -> int:
+        """Store one verdict (the columns of `feedback`); returns its id."""
+        values = [fields.get(c, "" if c not in ("predicted", "line") else None) for c in self._FEEDBACK_COLUMNS]
+        with self.transaction():
+            cur = self.db.execute(f"INSERT INTO feedback (created, {', '.join(self._FEEDBACK_COLUMNS)}) VALUES (?{', ?' * len(values)})",
+                                  (_now(), *values))
+            return int(cur.lastrowid)
+
+    def feedback(self, until: str | None = None) -> list[dict[str, Any]]:
+        """Stored verdicts, oldest first; `until` (a `created` timestamp) leaves out later ones."""
+        sql, args = "SELECT * FROM feedback", []
+        if until is not None:
+            sql, args = sql + " WHERE created <= ?", [until]
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY id", args)]

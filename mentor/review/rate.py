@@ -1,0 +1,77 @@
+"""Rating findings with the student: one batched `student.answer` call for all of them.
+
+The finding's code and comment go into the task's input fields as data; the label is chosen by the
+student (scored, so always one of the four levels for the Hugging Face student) and nothing in the
+finding can change the shape of what comes out. A model trained on the `explain` task writes the
+explanation; a severity-only model gets the level's meaning as its explanation, marked as such.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from mentor.records import Answer
+from mentor.review.collect import Sources, collect
+from mentor.review.diff import ReviewError
+from mentor.review.findings import MEANING, RANK, Finding, RatedFinding, ReviewReport, at_least
+from mentor.students import Student
+from mentor.tasks import Task
+
+REVIEW_FIELDS = ("code", "review")
+
+
+def review(sources: Sources, student: Student, task: Task, model: str, min_severity: str | None,
+           progress: Callable[[int], None] | None = None) -> ReviewReport:
+    """The whole review: gather the findings, rate them in one batch, filter by the threshold."""
+    check_task(task)
+    found = collect(sources)
+    return build_report(rate(student, task, found.findings, progress), model, min_severity, found.warnings)
+
+
+def check_task(task: Task) -> None:
+    if tuple(task.input_fields) != REVIEW_FIELDS or task.label_field is None or not set(task.labels) <= set(RANK):
+        raise ReviewError(f"task {task.name!r} cannot rate review findings: it needs the inputs code and review "
+                          f"and a severity label (use the built-in 'severity' or 'explain' task)")
+
+
+def rate(student: Student, task: Task, findings: list[Finding],
+         progress: Callable[[int], None] | None = None) -> list[RatedFinding]:
+    check_task(task)
+    if not findings:
+        return []
+    answers = student.answer(task, [{"code": f.code, "review": f.text} for f in findings], progress)
+    return [rated_from(task, f, a) for f, a in zip(findings, answers)]
+
+
+def rated_from(task: Task, finding: Finding, answer: Answer) -> RatedFinding:
+    parsed = answer.parsed or {}
+    severity = parsed.get(task.label_field or "")
+    probs = {k: round(float(v), 4) for k, v in answer.probs.items()} if answer.probs else None
+    if severity is None and probs:
+        severity = max(probs, key=probs.get)  # an unparseable free-text tail still has a scored label
+    probability = probs.get(severity) if probs and severity else None
+    explanation = (parsed.get("explanation") or "").strip()
+    if explanation:
+        source = "student"
+    else:
+        explanation, source = MEANING[severity or "unrated"], "definition"
+    return RatedFinding(finding, severity, probability, probs, explanation, source)
+
+
+def build_report(rated: list[RatedFinding], model: str, min_severity: str | None,
+                 warnings: list[str]) -> ReviewReport:
+    """Keep what is at or above the threshold, most severe (then most probable) first."""
+    kept = [r for r in rated if at_least(r.severity, min_severity)]
+    kept.sort(key=lambda r: (-RANK.get(r.severity or "", 0), -(r.probability or 0.0), r.finding.path, r.finding.line))
+    unrated = sum(1 for r in rated if r.severity is None)
+    notes = list(warnings)
+    if unrated:
+        notes.append(f"{unrated} finding(s) could not be rated (the model's answer was not understood); shown as unrated")
+    return ReviewReport(kept, len(rated) - len(kept), model, min_severity, notes)
+
+
+def gate(report: ReviewReport, fail_on: str | None) -> list[RatedFinding]:
+    """The kept findings at or above `fail_on` (a CI job fails when there are any)."""
+    if fail_on is None:
+        return []
+    return [r for r in report.findings if r.severity is not None and RANK[r.severity] >= RANK[fail_on]]
