@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mentor.config import ConfigError, RunConfig, describe, load_config
 from mentor.data import DataError
@@ -165,7 +166,7 @@ def _run_id(store, ref: str) -> int:
 
 
 # Commands that live in their own modules register themselves on `app` when imported (one line each).
-COMMAND_MODULES: list[str] = ["mentor.commands_review", "mentor.commands_eval"]
+COMMAND_MODULES: list[str] = ["mentor.commands_review", "mentor.commands_eval", "mentor.commands_train"]
 
 
 def main() -> None:
@@ -174,9 +175,12 @@ def main() -> None:
     for module in COMMAND_MODULES:
         importlib.import_module(module)
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) a command's exit code: pass it on.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except USER_ERRORS as err:
-        Console(stderr=True).print(f"[red]error:[/] {err}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(err))}", highlight=False)  # messages quote logs: no markup
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted: every completed step is saved; continue with `mentor run --resume`")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from mentor import console
+from mentor import console, launch
 from mentor.config import RunConfig
 from mentor.curriculum import summarise, training_set, vet
 from mentor.evaluate import score, stratified_sample
@@ -164,6 +164,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
             break
 
         def finetune() -> TrainReport:
+            if cfg.student.launcher:  # several GPUs: a launched `mentor train` trains, this process waits
+                return launch.train(cfg, train, adapters / f"round-{round_no}", Path(best_adapter) if best_adapter else None)
             with console.progress(f"round {round_no}: fine-tuning on {len(train)} examples", None) as advance:
                 return r.student.finetune(task, train, adapters / f"round-{round_no}", advance)
 

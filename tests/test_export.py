@@ -19,7 +19,7 @@ from mentor.tasks import SEVERITY
 from tests.test_review import run_cli
 from tests.tiny_model import save_tiny_model
 
-CONFIG = StudentConfig(learning_rate=5e-2, epochs=2, batch_size=4, micro_batch_size=4, lora=LoraConfig(rank=8, alpha=16, dropout=0.0))
+CONFIG = StudentConfig(dtype="float32", learning_rate=5e-2, epochs=2, batch_size=4, micro_batch_size=4, lora=LoraConfig(rank=8, alpha=16, dropout=0.0))
 TRAIN = [Example({"code": f"x = {i}", "review": "the name x is unclear"}, {"issue_type": "trivial"}) for i in range(8)]
 
 

@@ -20,7 +20,7 @@ from mentor.students.scripted import ScriptedStudent
 from mentor.tasks import EXPLAIN, SEVERITY, Task
 from tests.tiny_model import save_tiny_model
 
-CONFIG = StudentConfig(learning_rate=5e-2, epochs=4, batch_size=4, micro_batch_size=2, eval_batch_size=3,
+CONFIG = StudentConfig(dtype="float32", learning_rate=5e-2, epochs=4, batch_size=4, micro_batch_size=2, eval_batch_size=3,
                        max_new_tokens=12, threads=1, lora=LoraConfig(rank=8, alpha=16, dropout=0.0))
 
 # Labels that tokenize into several pieces, two of them sharing a first token: scoring must handle both.
