@@ -3,26 +3,36 @@
 An unparseable answer counts as wrong: it is scored as a sentinel label outside the label set, so it
 lowers recall of the true class without inventing a prediction. Macro-F1 averages over the task's labels
 only (the sentinel is never a class of its own).
+
+The task's label order is read as an ordinal scale (the built-ins list severity from critical down to
+trivial), which gives quadratic-weighted kappa, within-one-level accuracy and the recall of the first,
+most severe label ("critical recall"). Bootstrap 95% intervals on accuracy and macro-F1 are seeded, so
+the same inputs always give the same interval.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+import numpy as np
+from sklearn.metrics import (accuracy_score, cohen_kappa_score, confusion_matrix, f1_score, precision_recall_fscore_support,
+                             recall_score)
 
 UNPARSEABLE = "(unparseable)"
+BOOTSTRAP_RESAMPLES = 1000
 
 
 def classification_report(labels: tuple[str, ...] | list[str], truths: list[str], predictions: list[str | None]) -> dict[str, Any]:
-    """accuracy, macro_f1, per_class {label: precision/recall/f1/support}, confusion {true: {pred: n}}, n, unparseable."""
+    """accuracy, macro_f1, per_class {label: precision/recall/f1/support}, confusion {true: {pred: n}}, n, unparseable,
+    plus qwk, critical_recall, within_one and ci {accuracy: [low, high], macro_f1: [low, high], resamples, seed}."""
     if len(truths) != len(predictions):
         raise ValueError(f"{len(truths)} truths but {len(predictions)} predictions")
     labels = list(labels)
     preds = [p if p in labels else UNPARSEABLE for p in predictions]
     n = len(truths)
     if n == 0:
-        return {"accuracy": 0.0, "macro_f1": 0.0, "per_class": {}, "confusion": {}, "n": 0, "unparseable": 0}
+        return {"accuracy": 0.0, "macro_f1": 0.0, "per_class": {}, "confusion": {}, "n": 0, "unparseable": 0,
+                "qwk": None, "critical_recall": None, "within_one": None, "ci": None}
     precision, recall, f1, support = precision_recall_fscore_support(truths, preds, labels=labels, zero_division=0)
     columns = labels + [UNPARSEABLE]
     matrix = confusion_matrix(truths, preds, labels=columns)
@@ -34,7 +44,73 @@ def classification_report(labels: tuple[str, ...] | list[str], truths: list[str]
         "confusion": {t: {p: int(matrix[i][j]) for j, p in enumerate(columns) if matrix[i][j]} for i, t in enumerate(labels)},
         "n": n,
         "unparseable": sum(1 for p in preds if p == UNPARSEABLE),
+        **ordinal_metrics(labels, truths, preds),
+        "ci": bootstrap_ci(labels, truths, preds),
     }
+
+
+def ordinal_metrics(labels: list[str], truths: list[str], predictions: list[str | None]) -> dict[str, float | None]:
+    """qwk, critical_recall (recall of labels[0]) and within_one, reading the label order as a scale.
+
+    An unparseable answer has no place on the scale, so it is scored as the level farthest from the
+    truth: it costs kappa the most and is never within one level.
+    """
+    labels = list(labels)
+    predictions = [p if p in labels else UNPARSEABLE for p in predictions]
+    truth_idx = [labels.index(t) for t in truths]
+    last = len(labels) - 1
+    pred_idx = [labels.index(p) if p in labels else (0 if t * 2 > last else last) for p, t in zip(predictions, truth_idx)]
+    parsed = [p in labels for p in predictions]
+    kappa = None  # undefined when every truth and every answer is the same one level
+    if len(set(truth_idx) | set(pred_idx)) > 1:
+        kappa = float(cohen_kappa_score(truth_idx, pred_idx, labels=list(range(len(labels))), weights="quadratic"))
+    critical = recall_score(truths, predictions, labels=[labels[0]], average="macro", zero_division=0)
+    return {
+        "qwk": kappa,
+        "critical_recall": float(critical) if labels[0] in truths else None,
+        "within_one": sum(ok and abs(t - p) <= 1 for ok, t, p in zip(parsed, truth_idx, pred_idx)) / len(truths),
+    }
+
+
+def bootstrap_ci(labels: list[str], truths: list[str], predictions: list[str | None], resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0) -> dict[str, Any]:
+    """Percentile 95% intervals of accuracy and macro-F1 over `resamples` seeded resamples of the items.
+
+    Each resample's figures follow sklearn's accuracy_score and f1_score(average="macro", zero_division=0)
+    exactly (the tests check it), computed from resampled confusion counts because a thousand sklearn
+    calls per system would cost seconds.
+    """
+    labels = list(labels)
+    columns = labels + [UNPARSEABLE]
+    t = np.array([labels.index(x) for x in truths])
+    p = np.array([columns.index(x) if x in columns else len(labels) for x in predictions])
+    k = len(columns)
+    draws = np.random.default_rng(seed).integers(0, len(t), size=(resamples, len(t)))
+    cells = t[draws] * k + p[draws]
+    cells += np.arange(resamples)[:, None] * (k * k)  # one bincount counts every resample's confusion at once
+    counts = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+    diag = np.einsum("bii->bi", counts)[:, :len(labels)]
+    true_n = counts.sum(axis=2)[:, :len(labels)]
+    pred_n = counts.sum(axis=1)[:, :len(labels)]
+    # F1 = 2tp / (true + predicted); a label absent from both truth and answers scores 0 (zero_division=0).
+    denom = true_n + pred_n
+    f1 = np.divide(2 * diag, denom, out=np.zeros(diag.shape, dtype=float), where=denom > 0)
+    accuracy = diag.sum(axis=1) / len(t)
+    return {"accuracy": _interval(accuracy), "macro_f1": _interval(f1.mean(axis=1)), "resamples": resamples, "seed": seed}
+
+
+def bootstrap_mean_ci(values: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:
+    """Percentile 95% interval of the mean of per-item values (the judge's +1/0/-1 preferences)."""
+    if not values:
+        return None
+    x = np.asarray(values, dtype=float)
+    draws = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    return _interval(x[draws].mean(axis=1))
+
+
+def _interval(samples: np.ndarray) -> list[float]:
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return [float(low), float(high)]
 
 
 def exact_report(correct: list[bool], unparseable: int) -> dict[str, Any]:

@@ -33,6 +33,7 @@ def run_overview(store: Store, run_id: int) -> dict[str, Any]:
             "final_loss": (row["train"] or {}).get("final_loss"),
             "seconds": {s: round(seconds[(r, s)], 1) for s in STEPS if (r, s) in seconds},
             "teacher": calls.get(r),
+            "teacher_vetting": (row["grade_detail"] or {}).get("vetting"),
             "feedback": row["feedback"],
             "adapter": row["adapter"],
             "best": run["best_round"] == r,
@@ -49,8 +50,9 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 def round_table(overview: dict[str, Any]) -> Table:
     table = Table(title=f"run {overview['run']} ({overview['task']}): {overview['status']}"
                         + (f", {overview['stop_reason']}" if overview["stop_reason"] else ""))
+    hosted = any(r["teacher"] for r in overview["rounds"])  # a hosted teacher's calls: tokens, cost, latency
     for name in ("round", "proficiency", "holdout acc", "macro-F1", "exam", "new ex.", "trained on", "loss",
-                 "s exam", "s answer", "s grade", "s finetune", "s eval"):
+                 "s exam", "s answer", "s grade", "s finetune", "s eval") + (TEACHER_COLUMNS if hosted else ()):
         table.add_column(name, justify="right")
     for r in overview["rounds"]:
         sec = r["seconds"]
@@ -58,9 +60,23 @@ def round_table(overview: dict[str, Any]) -> Table:
         table.add_row(f"{r['round']}{' *' if r['best'] else ''}", _fmt(r["proficiency"], "d"), _fmt(r["accuracy"]),
                       _fmt(r["macro_f1"]), _fmt(r["exam_questions"], "d"), _fmt(accepted, "d"), _fmt(r["trained_on"], "d"),
                       _fmt(r["final_loss"], ".3f"), _fmt(sec.get("exam"), ".1f"), _fmt(sec.get("answer"), ".1f"),
-                      _fmt(sec.get("grade"), ".1f"), _fmt(sec.get("finetune"), ".1f"), _fmt(sec.get("evaluate"), ".1f"))
+                      _fmt(sec.get("grade"), ".1f"), _fmt(sec.get("finetune"), ".1f"), _fmt(sec.get("evaluate"), ".1f"),
+                      *(_teacher_cells(r["teacher"]) if hosted else ()))
     table.caption = "* best round (its adapter is the run's result)"
+    if hosted:
+        table.caption += "; k tok, cost $, s teach: the hosted teacher's tokens (thousands), USD and reply seconds"
     return table
+
+
+TEACHER_COLUMNS = ("k tok", "cost $", "s teach")
+
+
+def _teacher_cells(totals: dict[str, Any] | None) -> list[str]:
+    """Thousands of tokens (in + out; `--json` has them apart), USD, and summed reply seconds."""
+    if not totals:
+        return ["-"] * len(TEACHER_COLUMNS)
+    tokens = (totals["tokens_in"] or 0) + (totals["tokens_out"] or 0)
+    return [f"{tokens / 1000:.1f}", _fmt(totals["cost"] or 0.0, ".3f"), _fmt(totals["seconds"] or 0.0, ".1f")]
 
 
 def metrics_table(report: dict[str, Any], title: str) -> list[Table]:
@@ -84,4 +100,43 @@ def metrics_table(report: dict[str, Any], title: str) -> list[Table]:
             row = report["confusion"].get(truth, {})
             confusion.add_row(truth, *[str(row.get(c, 0)) for c in columns])
         tables += [per, confusion]
+    return tables
+
+
+def _with_ci(value: Any, ci: list[float] | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{value:.3f}"
+
+
+def comparison_table(result: dict[str, Any]) -> list[Table]:
+    """`mentor eval` over one or more systems: headline figures with 95% intervals, then F1 per class."""
+    head = Table(title=f"{result['data']} ({result['task']}, n={result['n']})",
+                 caption="[95% bootstrap interval]; QWK: quadratic-weighted kappa; s/item: latency per item; "
+                         "$/1k: cost per 1,000 items")
+    for name in ("system", "accuracy", "macro-F1", "QWK", "crit. recall", "within 1", "unparsed",
+                 "s/item med", "s/item p95", "items/s", "$/1k"):
+        head.add_column(name, justify="left" if name == "system" else "right", no_wrap=name != "system")
+    labels: list[str] = []
+    for s in result["systems"]:
+        ci = s.get("ci") or {}
+        lat = s.get("latency_s") or {}
+        head.add_row(s["system"], _with_ci(s["accuracy"], ci.get("accuracy")), _with_ci(s["macro_f1"], ci.get("macro_f1")),
+                     _fmt(s.get("qwk")), _fmt(s.get("critical_recall")), _fmt(s.get("within_one")), str(s["unparseable"]),
+                     _fmt(lat.get("median"), ".4f"), _fmt(lat.get("p95"), ".4f"), _fmt(s.get("throughput_per_s"), ".1f"),
+                     _fmt(s.get("cost_per_1k"), ".4f"))
+        labels += [lab for lab in s["per_class"] if lab not in labels]
+    tables = [head]
+    if labels:
+        per = Table(title="F1 per class (precision / recall)")
+        per.add_column("system")
+        for lab in labels:
+            per.add_column(lab, justify="right")
+        for s in result["systems"]:
+            cells = []
+            for lab in labels:
+                m = s["per_class"].get(lab)
+                cells.append(f"{m['f1']:.3f} ({m['precision']:.2f}/{m['recall']:.2f})" if m else "-")
+            per.add_row(s["system"], *cells)
+        tables.append(per)
     return tables

@@ -1,19 +1,26 @@
-"""Which model `mentor eval` scores: a run's best adapter, a given adapter directory, or the base model.
+"""Which models `mentor eval` and `mentor judge` score, from short specs.
 
-The task and the student's base model come from the run's saved config when there is a run, so an
-adapter is always scored on the base model and prompt format it was trained with.
+Specs: `base` (the untuned student), `best` (the run's best adapter), `round:N` (round N's adapter),
+`tfidf` (TF-IDF + logistic regression trained on the run's accepted curriculum), `openai:MODEL` (a hosted
+model through any OpenAI-compatible server), or an adapter directory. The task and the student's base
+model come from the run's saved config when there is a run, so an adapter is always scored on the base
+model and prompt format it was trained with. base, best and round:N share one loaded model and switch
+adapters (`Target.prepare`) right before they are scored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from mentor.config import RunConfig, StudentConfig, from_dict
 from mentor.runner import open_store
-from mentor.store import StoreError
-from mentor.students import Student, make_student
+from mentor.store import Store, StoreError
+from mentor.students import Student, StudentError, make_student
 from mentor.tasks import Task, get_task
+
+SPECS_HELP = "base, best, round:N, tfidf, openai:MODEL or an adapter directory"
 
 
 @dataclass
@@ -21,35 +28,115 @@ class Target:
     label: str
     task: Task
     student: Student
+    prepare: Callable[[], None] = field(default=lambda: None)  # loads this system's adapter into a shared model
+    kind: str = "local"  # "local" (the run's student), "tfidf" or "remote"
+    run_id: int | None = None
 
 
-def resolve_target(home: str | None, run_ref: str, adapter: Path | None, base: bool,
-                   task: str | None = None, student: str | None = None) -> Target:
+@dataclass
+class RunContext:
+    """The run a set of specs refers to (none when the store has no run and none is needed)."""
+
+    store: Store
+    run_id: int | None
+    config: RunConfig
+    task: Task
+    student_config: StudentConfig
+    _model: Student | None = None
+
+    def local_student(self) -> Student:
+        if self._model is None:
+            self._model = make_student(self.student_config, self.config.seed)
+        return self._model
+
+    def rounds(self) -> dict[int, dict[str, Any]]:
+        return {r["round"]: r for r in self.store.rounds(self.need_run())}
+
+    def need_run(self) -> int:
+        if self.run_id is None:
+            raise StoreError("this needs a run: start one with `mentor run` or pass --run")
+        return self.run_id
+
+
+def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None = None,
+                student: str | None = None) -> RunContext:
     store = open_store(home)
     config, run_id = RunConfig(), None
     try:
         run_id = store.latest_run_id() if run_ref == "latest" else int(run_ref)
         config = from_dict(RunConfig, store.run(run_id)["config"])
     except StoreError:
-        if not (adapter or base):
+        if need_run:
             raise
+        run_id = None
     except ValueError:
         raise StoreError(f"--run must be a number or 'latest', got {run_ref!r}") from None
     student_config = config.student if student is None else StudentConfig(**{**config.student.__dict__, "model": student})
-    chosen_task = get_task(task or config.task)
-    model = make_student(student_config, config.seed)
-    if adapter is not None:
-        if not Path(adapter).is_dir():
-            raise FileNotFoundError(f"--adapter {adapter}: no such adapter directory")
-        model.use_adapter(Path(adapter))
-        return Target(f"adapter {adapter}", chosen_task, model)
-    if base:
-        model.use_adapter(None)
-        return Target(f"base {student_config.model}", chosen_task, model)
-    run = store.run(run_id)
-    best = run["best_round"]
-    if best is None:
-        raise StoreError(f"run {run_id} has no best round yet (status {run['status']}); resume it or pass --adapter")
-    path = store.rounds(run_id)[best]["adapter"] if best else None
-    model.use_adapter(Path(path) if path else None)
-    return Target(f"run {run_id} best (round {best})", chosen_task, model)
+    return RunContext(store, run_id, config, get_task(task or config.task), student_config)
+
+
+def needs_run(specs: list[str]) -> bool:
+    return any(s in ("best", "tfidf") or s.startswith("round:") for s in specs)
+
+
+def resolve_systems(ctx: RunContext, specs: list[str]) -> list[Target]:
+    """One Target per spec, in order; labels are unique."""
+    targets = [resolve_spec(ctx, spec.strip()) for spec in specs if spec.strip()]
+    if not targets:
+        raise StudentError(f"--models is empty: name one or more of {SPECS_HELP}")
+    labels = [t.label for t in targets]
+    repeated = sorted({x for x in labels if labels.count(x) > 1})
+    if repeated:
+        raise StudentError(f"--models names the same system twice: {', '.join(repeated)}")
+    return targets
+
+
+def resolve_spec(ctx: RunContext, spec: str) -> Target:
+    task = ctx.task
+    if spec == "base":
+        return _local(ctx, f"base {ctx.student_config.model}", None)
+    if spec == "best":
+        run_id = ctx.need_run()
+        best = ctx.store.run(run_id)["best_round"]
+        if best is None:
+            raise StoreError(f"run {run_id} has no best round yet; resume it with `mentor run --resume` or name a round:N")
+        adapter = ctx.rounds()[best]["adapter"] if best else None
+        return _local(ctx, f"best (run {run_id} round {best})", Path(adapter) if adapter else None)
+    if spec.startswith("round:"):
+        number = spec.partition(":")[2]
+        rounds = ctx.rounds()
+        if not number.isdigit() or int(number) not in rounds:
+            raise StoreError(f"{spec!r}: run {ctx.run_id} has rounds {', '.join(map(str, sorted(rounds)))}")
+        adapter = rounds[int(number)]["adapter"]
+        if int(number) and not adapter:
+            raise StoreError(f"{spec!r}: round {number} of run {ctx.run_id} saved no adapter (it did not finish fine-tuning)")
+        return _local(ctx, f"round {number} (run {ctx.run_id})", Path(adapter) if adapter else None)
+    if spec == "tfidf":
+        from mentor.baseline import train_tfidf
+
+        run_id = ctx.need_run()
+        examples = ctx.store.curriculum(run_id)
+        model = train_tfidf(task, examples, ctx.config.seed)
+        return Target(f"tfidf ({len(examples)} curriculum ex.)", task, model, kind="tfidf", run_id=run_id)
+    if spec.startswith("openai:"):
+        model = make_student(StudentConfig(**{**ctx.student_config.__dict__, "model": spec}), ctx.config.seed)
+        return Target(spec, task, model, kind="remote", run_id=ctx.run_id)
+    if Path(spec).is_dir():
+        return _local(ctx, f"adapter {spec}", Path(spec))
+    raise StudentError(f"unknown system {spec!r} in --models: use {SPECS_HELP}")
+
+
+def _local(ctx: RunContext, label: str, adapter: Path | None) -> Target:
+    model = ctx.local_student()
+    return Target(label, ctx.task, model, prepare=lambda: model.use_adapter(adapter), run_id=ctx.run_id)
+
+
+def resolve_target(home: str | None, run_ref: str, adapter: Path | None, base: bool,
+                   task: str | None = None, student: str | None = None) -> Target:
+    """The one system `mentor eval` scores without --models: --adapter, --base, else the run's best."""
+    if adapter is not None and not Path(adapter).is_dir():
+        raise FileNotFoundError(f"--adapter {adapter}: no such adapter directory")
+    ctx = run_context(home, run_ref, need_run=not (adapter or base), task=task, student=student)
+    target = resolve_spec(ctx, str(adapter) if adapter is not None else "base" if base else "best")
+    target.prepare()
+    return target

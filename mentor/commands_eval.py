@@ -1,0 +1,75 @@
+"""`mentor judge` (explanations of two systems compared pairwise, in both orders) and `mentor report`
+(a run's HTML report). `mentor eval` itself lives in mentor.cli."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from mentor.cli import HOME, app, out
+
+
+@app.command("judge")
+def judge_cmd(
+    run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
+    systems: str = typer.Option("best,base", "--systems", help="the two systems to compare, 'A,B': base, best, round:N, "
+                                "openai:MODEL or an adapter directory"),
+    judge: str = typer.Option("offline", "--judge", help="'offline' (sentence embeddings against the reference "
+                              "explanation) or 'openai:MODEL' (a hosted LLM judge)"),
+    limit: int = typer.Option(0, "--limit", help="judge at most this many holdout items (stratified; 0 = all)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (with every item's verdicts)"),
+    home: Optional[str] = HOME,
+) -> None:
+    """Compare two systems' explanations on the run's holdout: wins, ties, losses, preference differential."""
+    from mentor.compare import judge_run
+    from mentor.console import progress
+    from mentor.judge import JudgeError, make_judge
+    from mentor.targets import run_context
+
+    pair = tuple(s.strip() for s in systems.split(",") if s.strip())
+    if len(pair) != 2:
+        raise JudgeError(f"--systems needs exactly two systems, 'A,B' (e.g. best,base), got {systems!r}")
+    ctx = run_context(home, run_ref, need_run=True)
+    run_id = ctx.need_run()
+
+    def record(**call) -> None:
+        ctx.store.record_call(run_id, call.pop("round_no"), **call)
+
+    result = judge_run(ctx, pair, make_judge(judge, recorder=record), limit, progress)
+    ctx.store.save_evaluation(run_id, "judge", result["data"], result)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    ci = result["ci"]
+    interval = f" (95% interval {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
+    out.print(f"judge: {result['judge']}", highlight=False)
+    out.print(f"{result['a']} vs {result['b']} on {result['n']} holdout items ({result['data']}), asked in both orders:",
+              highlight=False)
+    out.print(f"  {result['wins']} wins, {result['ties']} ties, {result['losses']} losses; preference differential "
+              f"{result['differential']:+.3f}{interval}", highlight=False)
+    if result["order_disagreements"]:
+        out.print(f"  {result['order_disagreements']} item(s) counted as ties because the two orders disagreed", highlight=False)
+    if result["judge_unparseable"]:
+        out.print(f"  {result['judge_unparseable']} judge repl(ies) could not be read and counted as ties", highlight=False)
+
+
+@app.command("report")
+def report_cmd(
+    run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for report.html and its charts "
+                                           "[default: <home>/runs/<run>/report]"),
+    home: Optional[str] = HOME,
+) -> None:
+    """Write a run's HTML report (charts beside it, opens from disk with no network)."""
+    from mentor.cli import _run_id
+    from mentor.report import build_report
+    from mentor.runner import home_dir, open_store
+
+    store = open_store(home)
+    run_id = _run_id(store, run_ref)
+    store.run(run_id)  # an unknown run is a user error before anything is written
+    path = build_report(store, run_id, out_dir or home_dir(home) / "runs" / str(run_id) / "report")
+    out.print(f"wrote {path}", highlight=False)

@@ -1,0 +1,112 @@
+"""Several systems side by side: scored on the same labelled data (`mentor eval --models ...`) and their
+explanations judged pairwise on a run's holdout (`mentor judge`, see mentor.judge).
+
+Each system gets the full metrics report (mentor.metrics: accuracy, macro-F1 and their bootstrap
+intervals, per class, confusion, quadratic-weighted kappa, critical recall, within-one accuracy,
+unparseable) plus what it costs to run: latency per item (median and p95 of `Answer.seconds`),
+throughput (items per second of wall-clock time for the whole batch) and cost per 1,000 items (0 for
+local models; a hosted student reports what its calls cost).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+
+from mentor.data import DataError, bundled_path, dedupe, load_examples
+from mentor.evaluate import report, stratified_sample
+from mentor.judge import Judge, JudgeError, compare_explanations
+from mentor.records import Answer, Example
+from mentor.targets import RunContext, Target, resolve_systems
+from mentor.tasks import EXPLAIN, Task
+
+Progress = Callable[[str, int], ContextManager[Callable[[int], None]]]
+
+
+def measure(target: Target, examples: list[Example], progress: Progress | None = None) -> dict[str, Any]:
+    """One system's metrics report with its latency, throughput and cost figures."""
+    task = target.task
+    target.prepare()
+    spent_before = _spent(target.student)
+    started = time.perf_counter()
+    answers = _answers(target, task, examples, "scoring", progress)
+    wall = time.perf_counter() - started
+    correct = [task.is_correct(a.parsed, e.output) for a, e in zip(answers, examples)]
+    seconds = np.array([a.seconds for a in answers], dtype=float)
+    n = len(examples)
+    cost = _spent(target.student) - spent_before
+    return {
+        "system": target.label,
+        "kind": target.kind,
+        **report(task, examples, answers, correct),
+        "latency_s": {"median": float(np.median(seconds)) if n else None,
+                      "p95": float(np.percentile(seconds, 95)) if n else None},
+        "throughput_per_s": n / wall if wall > 0 else None,
+        "cost_per_1k": 1000 * cost / n if n else 0.0,
+    }
+
+
+def compare(targets: list[Target], examples: list[Example], data: str, progress: Progress | None = None) -> dict[str, Any]:
+    """Every target measured on the same examples: {"data", "task", "n", "systems": [per-system report]}."""
+    return {"data": data, "task": targets[0].task.name if targets else None, "n": len(examples),
+            "systems": [measure(t, examples, progress) for t in targets]}
+
+
+def _answers(target: Target, task: Task, examples: list[Example], doing: str, progress: Progress | None) -> list[Answer]:
+    inputs = [e.input for e in examples]
+    if progress is None:
+        return target.student.answer(task, inputs)
+    with progress(f"{target.label}: {doing}", len(inputs)) as advance:
+        return target.student.answer(task, inputs, advance)
+
+
+def _spent(student: Any) -> float:
+    """Money a student has spent so far: hosted students count it in `usage.cost`; local ones spend none."""
+    usage = getattr(student, "usage", None)
+    return float(getattr(usage, "cost", 0.0) or 0.0) if usage is not None else 0.0
+
+
+def explain_task(task: Task) -> Task:
+    """The task whose answers carry an explanation: the run's own, or `explain` for a severity run."""
+    if task.text_fields:
+        return task
+    if task.name == "severity":
+        return EXPLAIN
+    raise JudgeError(f"task {task.name!r} has no free-text output to judge; judging needs a task with one (e.g. explain)")
+
+
+def judge_run(ctx: RunContext, specs: tuple[str, str], judge: Judge, limit: int = 0,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Explanations of two systems on the run's holdout, compared by `judge` in both orders."""
+    config, run_task = ctx.config, ctx.task
+    ctx.task = task = explain_task(run_task)
+    path = config.data.holdout or str(bundled_path(task, "holdout"))
+    try:
+        holdout = load_examples(path, task, source="holdout")  # with reference explanations
+    except DataError:
+        # No reference explanations: a hosted judge does without; the offline judge says what it needs.
+        holdout = load_examples(path, run_task, source="holdout")
+    items = stratified_sample(task, dedupe(holdout, task), config.data.holdout_limit, config.seed)
+    items = stratified_sample(task, items, limit, config.seed)
+    field = task.text_fields[0]
+    if getattr(judge, "needs_reference", False) and not all(e.output.get(field) for e in items):
+        raise JudgeError(f"{judge.name} compares explanations with the reference {field!r}, and {path} has none: "
+                         "use a holdout with reference explanations or a hosted judge (--judge openai:MODEL)")
+    targets = resolve_systems(ctx, list(specs))
+    for target in targets:
+        if target.kind == "tfidf":
+            raise JudgeError("the TF-IDF baseline predicts labels only and writes no explanations: judge base, best, "
+                             "round:N or openai:MODEL")
+    texts = []
+    for target in targets:
+        target.prepare()
+        answers = _answers(target, task, items, "explaining", progress)
+        # An answer that could not be parsed is judged on its raw text: that is what a reader would see.
+        texts.append([(a.parsed or {}).get(field) or a.raw.strip() for a in answers])
+    result = compare_explanations(judge, task, items, texts[0], texts[1], (targets[0].label, targets[1].label), config.seed)
+    for row, a, b in zip(result["items"], texts[0], texts[1]):
+        row.update(a_text=a, b_text=b)
+    return {**result, "data": path, "task": task.name, "judge_cost": getattr(judge, "cost", 0.0),
+            "judge_unparseable": getattr(judge, "unparseable", 0)}

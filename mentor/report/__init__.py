@@ -1,0 +1,168 @@
+"""`mentor report RUN`: one self-contained HTML page about a run, with its charts as PNG files beside it.
+
+It shows what the store holds: per-round holdout scores and proficiency, confusion matrices of round 0
+and the best round, the latest `mentor eval` comparison, the explanation preferences from `mentor judge`,
+the curriculum per round by class and source, the teacher's feedback, and tokens, cost and time. A
+section whose data is missing says which command fills it. matplotlib is imported only here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from mentor.report import charts
+from mentor.report.data import gather
+from mentor.report.page import esc, image, note, num, page, pair, section, table, with_ci
+from mentor.store import Store
+
+
+def build_report(store: Store, run_id: int, out_dir: Path) -> Path:
+    """Write report.html and the charts (PNG) into out_dir; returns the HTML file's path."""
+    data = gather(store, run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pngs: dict[str, bytes] = {}
+
+    def chart(name: str, png: bytes, alt: str) -> str:
+        pngs[name] = png
+        (out_dir / name).write_bytes(png)
+        return image(png, alt)
+
+    run = data["run"]
+    sections = [_progress(data, chart), _confusion(data, chart), _models(data, run_id, chart), _preference(data, run_id, chart),
+                _curriculum(data, chart), _feedback(data), _costs(data, chart)]
+    config = run["config"]
+    stats = data["overview"]["stats"] or {}
+    header = (f"<h1>mentor run {run['id']}: {esc(run['task'])}</h1>"
+              f"<p class=\"meta\">created {esc(run['created'])}; {esc(run['status'])}"
+              f"{', ' + esc(run['stop_reason']) if run['stop_reason'] else ''}; teacher <code>{esc(config['teacher']['name'])}</code>, "
+              f"student <code>{esc(config['student']['model'])}</code>; holdout {esc(stats.get('holdout', '?'))} items, "
+              f"pool {esc(stats.get('pool', '?'))} items</p>" + _headline(data))
+    footer = f"written by mentor on {esc(time.strftime('%Y-%m-%d %H:%M'))} from {esc(store.path)}; charts also saved beside this file."
+    path = out_dir / "report.html"
+    path.write_text(page(f"mentor run {run['id']} report", header, sections, footer), encoding="utf-8")
+    return path
+
+
+def _headline(data: dict[str, Any]) -> str:
+    rounds = {r["round"]: r for r in data["rounds"]}
+    best = data["best_round"]
+    if 0 not in rounds or rounds[0]["macro_f1"] is None:
+        return ""
+    base = rounds[0]
+    if best is None or best not in rounds:
+        return f'<p class="headline">The run has no best round yet; the untuned student scored macro-F1 {num(base["macro_f1"])}.</p>'
+    top = rounds[best]
+    ci = (top.get("ci") or {}).get("macro_f1")
+    if best == 0:
+        text = (f"No fine-tuned round beat the untuned student: its holdout macro-F1 {with_ci(base['macro_f1'], ci)} "
+                "stays the run's result.")
+    else:
+        text = (f"Best round {best}: holdout macro-F1 {with_ci(top['macro_f1'], ci)} and accuracy {num(top['accuracy'])}, "
+                f"against {num(base['macro_f1'])} and {num(base['accuracy'])} for the untuned student (round 0).")
+    return f'<p class="headline">{text} <small>(95% bootstrap interval in brackets)</small></p>'
+
+
+def _progress(data: dict[str, Any], chart) -> str:
+    rows, classes = [], []
+    for r in data["rounds"]:
+        ci = r.get("ci") or {}
+        cur = r["curriculum"] or {}
+        rows.append([f"{r['round']}{' *' if r['best'] else ''}", num(r["proficiency"], "d"), with_ci(r["accuracy"], ci.get("accuracy")),
+                     with_ci(r["macro_f1"], ci.get("macro_f1")), num(r["qwk"]), num(r["critical_recall"]), num(r["within_one"]),
+                     num(r["unparseable"], "d"), num(cur.get("accepted"), "d"), num(r["trained_on"], "d"), num(r["final_loss"])])
+        classes.append("best" if r["best"] else "")
+    head = ["round", "proficiency", "accuracy", "macro-F1", "QWK", "critical recall", "within one", "unparsed",
+            "new examples", "trained on", "loss"]
+    return section("progress", "Progress per round",
+                   chart("progress.png", charts.progress_chart(data["rounds"], data["best_round"]),
+                         "holdout accuracy and macro-F1 per round with the teacher's proficiency"),
+                   table(head, rows, row_classes=classes),
+                   note("* best round: its adapter is the run's result. Round 0 is the untuned student. QWK: "
+                        "quadratic-weighted kappa over the ordered labels; within one: answers at most one level off."))
+
+
+def _confusion(data: dict[str, Any], chart) -> str:
+    if not data["confusions"]:
+        return section("confusion", "Confusion matrices", note("This task has no label set, so there is no confusion matrix."))
+    return section("confusion", "Confusion matrices on the holdout",
+                   chart("confusion.png", charts.confusion_chart(data["confusions"]), "confusion matrices of round 0 and the best round"))
+
+
+def _models(data: dict[str, Any], run_id: int, chart) -> str:
+    comparison = data["comparison"]
+    if not comparison:
+        return section("models", "Model comparison", note(
+            f"No comparison saved yet: run <code>mentor eval --run {run_id} --data FILE --models base,best,tfidf</code> "
+            "(add <code>openai:MODEL</code> for a hosted model)."))
+    result = comparison["result"]
+    rows = [[esc(s["system"]), with_ci(s["accuracy"], (s.get("ci") or {}).get("accuracy")),
+             with_ci(s["macro_f1"], (s.get("ci") or {}).get("macro_f1")), num(s.get("qwk")), num(s.get("critical_recall")),
+             num(s.get("within_one")), num(s["unparseable"], "d"), num((s.get("latency_s") or {}).get("median"), ".4f"),
+             num((s.get("latency_s") or {}).get("p95"), ".4f"), num(s.get("throughput_per_s"), ".1f"), num(s.get("cost_per_1k"), ".4f")]
+            for s in result["systems"]]
+    head = ["system", "accuracy", "macro-F1", "QWK", "critical recall", "within one", "unparsed", "s/item median",
+            "s/item p95", "items/s", "cost per 1k"]
+    return section("models", "Model comparison",
+                   chart("models.png", charts.models_chart(result), "accuracy and macro-F1 per system"),
+                   table(head, rows, text_columns={0}),
+                   note(f"Data: <code>{esc(comparison['data'])}</code>, {result['n']} items, saved {esc(comparison['created'])} "
+                        "by <code>mentor eval</code>. Cost is per 1,000 items (0 for local models)."))
+
+
+def _preference(data: dict[str, Any], run_id: int, chart) -> str:
+    judged = data["judgements"]
+    if not judged:
+        return section("preference", "Explanation preference", note(
+            f"No judgement saved yet: run <code>mentor judge {run_id}</code> (offline judge) or "
+            f"<code>mentor judge {run_id} --judge openai:MODEL</code>."))
+    rows = [[esc(j["a"]), esc(j["b"]), esc(j["judge"]), num(j["n"], "d"), num(j["wins"], "d"), num(j["ties"], "d"),
+             num(j["losses"], "d"), with_ci(j["differential"], j.get("ci")), num(j.get("order_disagreements"), "d")]
+            for j in judged]
+    head = ["system A", "system B", "judge", "items", "A wins", "ties", "B wins", "differential", "orders disagreed"]
+    return section("preference", "Explanation preference (both orders)",
+                   chart("preference.png", charts.preference_chart(judged), "preference differential per judged pair"),
+                   table(head, rows, text_columns={0, 1, 2}),
+                   note("Each item is judged twice, once with each system first; it counts as a win only when both "
+                        "orders agree, otherwise as a tie. Differential = (A wins - B wins) / items."))
+
+
+def _curriculum(data: dict[str, Any], chart) -> str:
+    cur = data["curriculum"]
+    if not cur["by_class"]:
+        return section("curriculum", "Curriculum per round", note("No curriculum was accepted in this run."))
+    statuses = [[str(r["round"]), *(num((r["curriculum"] or {}).get(k), "d") for k in ("accepted", "invalid", "excluded", "duplicate"))]
+                for r in data["rounds"] if r["curriculum"]]
+    return section("curriculum", "Curriculum per round", pair(
+                   chart("curriculum_class.png", charts.stacked_chart(cur["by_class"], "Accepted training examples by class",
+                                                                      "examples"), "accepted curriculum per round by class"),
+                   chart("curriculum_source.png", charts.stacked_chart(cur["by_source"], "Accepted training examples by source",
+                                                                       "examples"), "accepted curriculum per round by source")),
+                   table(["round", "accepted", "invalid", "excluded (holdout)", "duplicate"], statuses),
+                   note("Every example the teacher proposed is kept in the store with its status; only accepted ones are trained on."))
+
+
+def _feedback(data: dict[str, Any]) -> str:
+    rows = [[str(r["round"]), num(r["proficiency"], "d"), esc(r["feedback"])] for r in data["rounds"] if r["feedback"]]
+    if not rows:
+        return section("feedback", "Teacher feedback", note("The teacher has not graded an exam yet."))
+    return section("feedback", "Teacher feedback per round", table(["round", "proficiency", "feedback"], rows, text_columns={2}))
+
+
+def _costs(data: dict[str, Any], chart) -> str:
+    rows, seconds = [], {}
+    for r in data["rounds"]:
+        calls = r["teacher"] or {}
+        seconds[r["round"]] = r["seconds"]
+        rows.append([str(r["round"]), num(calls.get("calls"), "d"), num(calls.get("tokens_in"), "d"), num(calls.get("tokens_out"), "d"),
+                     num(calls.get("cost"), ".4f"), *(num(r["seconds"].get(s), ".1f") for s in data["steps"]),
+                     num(sum(r["seconds"].values()), ".1f")])
+    head = ["round", "teacher calls", "tokens in", "tokens out", "cost", *(f"s {s}" for s in data["steps"]), "s total"]
+    total = sum(sum(s.values()) for s in seconds.values())
+    return section("costs", "Tokens, cost and time",
+                   chart("time.png", charts.stacked_chart(seconds, "Seconds per step", "seconds", list(data["steps"])),
+                         "seconds per loop step per round"),
+                   table(head, rows),
+                   note(f"{total:.1f} s of recorded step time in all. Teacher columns are empty for the offline reference "
+                        "teacher, which makes no model calls."))
