@@ -1,5 +1,7 @@
 """Config: defaults, TOML file, dotted overrides; unknown keys and wrong types are errors naming the key."""
 
+from pathlib import Path
+
 import pytest
 
 from mentor.config import ConfigError, RunConfig, describe, from_dict, load_config, to_dict
@@ -44,3 +46,11 @@ def test_round_trip_and_reference():
     assert from_dict(RunConfig, to_dict(cfg)) == cfg
     keys = [k for k, _, _ in describe()]
     assert "student.lora.rank" in keys and all(h for _, _, h in describe())
+
+
+def test_shipped_config_files_load():
+    files = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+    assert files, "configs/ should ship at least one recipe"
+    for path in files:
+        config = load_config(path)
+        assert config != RunConfig(), f"{path.name} changes nothing"
