@@ -102,6 +102,9 @@ class LoopConfig:
     max_minutes: float = _f(0.0, "wall-clock budget in minutes over the whole run, resumes included (0 = none)")
     replay: float = _f(0.5, "besides a round's new examples, train on up to this many times as many earlier "
                              "curriculum examples (replay keeps old lessons without retraining on everything)")
+    calibration: int = _f(0, "set aside this many labelled pool items (and their near-twins) before the teacher sees "
+                             "the pool; after each round's fine-tuning, fit per-label decision offsets on them "
+                             "(mentor.calibration) and save them with the adapter (0 = off)")
 
 
 @dataclass(frozen=True)

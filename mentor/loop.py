@@ -11,11 +11,11 @@ is rolled back (the next round starts again from the best adapter).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mentor import console, launch
+from mentor import calibration, console, launch
 from mentor.config import RunConfig
 from mentor.curriculum import summarise, training_set, vet
 from mentor.evaluate import score, stratified_sample
@@ -35,10 +35,11 @@ class RunInputs:
     task: Task
     pool: list[Example]  # the teacher's data source, holdout items already removed
     holdout: list[Example]  # the items scored each round
-    holdout_keys: set[str]
+    holdout_keys: set[str]  # never shown to the teacher: the holdout's and the calibration set's items
     teacher: Teacher
     student: Student
     home: Path
+    calibration: list[Example] = field(default_factory=list)  # labelled items that fit decision offsets
 
 
 def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
@@ -83,6 +84,28 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
             store.save_predictions(run_id, round_no, answers, correct)
             store.update_round(run_id, round_no, metrics=report)
         step(round_no, "evaluate", work, save)
+
+    def calibrate(round_no: int, adapter: Path) -> None:
+        """Fit per-label decision offsets on the calibration set and save them with the adapter."""
+        def work() -> calibration.Calibration | None:
+            calibration.remove(adapter)  # left by a run killed after writing it: fit on raw scores again
+            r.student.use_adapter(adapter)
+            with console.progress(f"round {round_no}: scoring the calibration set", len(r.calibration)) as advance:
+                answers = r.student.answer(task, [e.input for e in r.calibration], advance)
+            if any(a.probs is None for a in answers):
+                return None  # a student without label probabilities has no scores to shift
+            fit = calibration.fit_offsets(task.labels, [a.probs for a in answers],
+                                          [e.output[task.label_field] for e in r.calibration])
+            calibration.save(adapter, fit)
+            return fit
+
+        def save(fit: calibration.Calibration | None) -> None:
+            stats = store.rounds(run_id)[round_no]["stats"] or {}
+            store.update_round(run_id, round_no, stats={**stats, "calibration": asdict(fit) if fit else None})
+            if fit:
+                console.log(f"  calibration: macro-F1 on {fit.items} calibration items {fit.macro_f1_before:.3f} -> "
+                            f"{fit.macro_f1_after:.3f} (offsets {', '.join(f'{k} {v:+.1f}' for k, v in fit.offsets.items())})")
+        step(round_no, "calibrate", work, save)
 
     def metric(round_no: int) -> float:
         rows = {row["round"]: row for row in store.rounds(run_id)}
@@ -173,7 +196,10 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
             store.update_round(run_id, round_no, adapter=rep.adapter_dir, train={
                 "examples": rep.examples, "steps": rep.steps, "final_loss": rep.final_loss, "seconds": rep.seconds})
         step(round_no, "finetune", finetune, save_train)
-        r.student.use_adapter(Path(store.rounds(run_id)[round_no]["adapter"]))
+        adapter = Path(store.rounds(run_id)[round_no]["adapter"])
+        if r.calibration:
+            calibrate(round_no, adapter)
+        r.student.use_adapter(adapter)
 
         # The holdout decides which adapter is kept.
         evaluate(round_no)

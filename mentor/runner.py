@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mentor import console, feedback
-from mentor.config import RunConfig, from_dict, to_dict
+from mentor.calibration import split_off
+from mentor.config import ConfigError, RunConfig, from_dict, to_dict
 from mentor.data import bundled_path, dedupe, load_examples, split_against
 from mentor.evaluate import stratified_sample
 from mentor.llm.storage import StoreCalls
@@ -37,16 +38,20 @@ def open_store(home: str | Path | None = None) -> Store:
 def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, Any]:
     task = get_task(config.task)
     pool, holdout, stats = _load_data(config, task, home)
+    pool, calibration_set, calibration_stats = _calibration_split(config, task, pool)
     store = open_store(home)
     try:
         with store.transaction():
             run_id = store.create_run(task.name, to_dict(config))
             store.update_round(run_id, 0, stats={"pool": len(pool), "holdout": len(holdout),
-                                                 "pool_excluded_as_holdout": stats["pool_in_holdout"]})
+                                                 "pool_excluded_as_holdout": stats["pool_in_holdout"], **calibration_stats})
         console.log(f"run {run_id}: task {task.name}, pool {len(pool)} items "
                     f"({stats['pool_in_holdout']} excluded as holdout duplicates), holdout {len(holdout)}, "
                     f"teacher {config.teacher.name}, student {config.student.model}")
-        return _go(store, run_id, config, task, pool, holdout, home)
+        if calibration_stats:
+            console.log(f"  calibration set: {len(calibration_set)} pool items set aside, {calibration_stats['pool_excluded_as_calibration_twins']} "
+                        f"more withheld as their near-twins")
+        return _go(store, run_id, config, task, pool, holdout, home, calibration_set)
     finally:
         store.close()
 
@@ -61,21 +66,43 @@ def resume_run(run_id: int | None = None, home: str | Path | None = None) -> dic
         config = from_dict(RunConfig, row["config"], where=f"run {run_id}'s saved config")
         task = get_task(config.task)
         pool, holdout, _ = _load_data(config, task, home, until=row["created"])
+        pool, calibration_set, _ = _calibration_split(config, task, pool)
         console.log(f"run {run_id}: resuming after the last completed step")
-        return _go(store, run_id, config, task, pool, holdout, home)
+        return _go(store, run_id, config, task, pool, holdout, home, calibration_set)
     finally:
         store.close()
 
 
-def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, holdout: list, home: str | Path | None) -> dict[str, Any]:
+def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, holdout: list, home: str | Path | None,
+        calibration_set: list) -> dict[str, Any]:
     calls = StoreCalls(store, run_id)  # a hosted teacher's raw calls, and its reply cache, live in the store
     teacher = make_teacher(config.teacher, config.seed, record=calls.record, cache=calls)
     student = make_student(config.student, config.seed)
     inputs = RunInputs(run_id=run_id, config=config, task=task, pool=pool,
                        holdout=stratified_sample(task, holdout, config.data.holdout_limit, config.seed),
-                       holdout_keys={task.key(e.input) for e in holdout}, teacher=teacher, student=student,
-                       home=home_dir(home).resolve())
+                       holdout_keys={task.key(e.input) for e in holdout + calibration_set}, teacher=teacher,
+                       student=student, home=home_dir(home).resolve(), calibration=calibration_set)
     return run_loop(store, inputs)
+
+
+def _calibration_split(config: RunConfig, task: Task, pool: list) -> tuple[list, list, dict[str, int]]:
+    """(the teacher's pool, the calibration set, stats): see mentor.calibration. Same config, same split."""
+    size = config.loop.calibration
+    if size == 0:
+        return pool, [], {}
+    if size < 0:
+        raise ConfigError(f"loop.calibration must be 0 (off) or a number of pool items, got {size}")
+    if task.label_field is None:
+        raise ConfigError(f"loop.calibration: task {task.name!r} has no label field, so there are no decisions to calibrate")
+    unlabelled = sum(1 for e in pool if task.label_field not in e.output)
+    if unlabelled:
+        raise ConfigError(f"loop.calibration needs a labelled data source: {unlabelled} pool item(s) have no "
+                          f"{task.label_field!r} (set loop.calibration=0, or label the pool)")
+    if size > len(pool) // 2:
+        raise ConfigError(f"loop.calibration={size} would take more than half of the {len(pool)}-item pool; "
+                          f"use at most {len(pool) // 2}")
+    rest, chosen, twins = split_off(pool, task, size, config.seed)
+    return rest, chosen, {"calibration": len(chosen), "pool_excluded_as_calibration_twins": twins}
 
 
 def _load_data(config: RunConfig, task: Task, home: str | Path | None = None,

@@ -89,6 +89,9 @@ KILLER = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             if step == "evaluate" and calls["answer"] == 2 * round_no + 1:
                 os.kill(os.getpid(), signal.SIGKILL)
+            # With a calibration set each round answers the exam, the calibration set, then the holdout.
+            if step == "calibrate" and calls["answer"] == 3 * round_no:
+                os.kill(os.getpid(), signal.SIGKILL)
             return self.inner.answer(task, inputs, progress)
         def finetune(self, task, examples, out_dir, progress=None):
             calls["finetune"] += 1
@@ -118,10 +121,10 @@ def _dump(db_path):
     return tables
 
 
-@pytest.mark.parametrize("step, round_no", [("answer", 1), ("finetune", 2), ("evaluate", 2)])
+@pytest.mark.parametrize("step, round_no", [("answer", 1), ("finetune", 2), ("evaluate", 2), ("calibrate", 2)])
 def test_kill_minus_9_mid_round_resumes_with_the_same_rows(tmp_path, data_files, monkeypatch, step, round_no):
     pool, hold = data_files
-    overrides = _overrides(pool, hold)
+    overrides = _overrides(pool, hold, *(["loop.calibration=20"] if step == "calibrate" else []))
     reference_home, killed_home = tmp_path / "reference", tmp_path / "killed"
     start_run(load_config(overrides=overrides), reference_home)
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mentor import calibration
 from mentor.config import LoraConfig, StudentConfig
 from mentor.records import Example
 from mentor.students import StudentError
@@ -166,6 +167,25 @@ def test_saved_adapter_reloads_with_the_same_probabilities(student, tmp_path):
     model = student.model
     student.use_adapter(tmp_path / "adapter")  # the same adapter again: nothing reloads
     assert student.model is model
+
+
+def test_calibration_offsets_saved_with_an_adapter_shift_its_answers(student, tmp_path):
+    student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    trained = label_probs(student)
+    calibration.save(tmp_path / "adapter", calibration.Calibration(
+        {"critical": 0.0, "major": 0.0, "minor": 30.0, "trivial": 0.0}, items=10, macro_f1_before=0.1, macro_f1_after=0.2))
+    student.use_adapter(tmp_path / "adapter")  # the same adapter: its offsets are read again
+    answers = student.answer(SEVERITY, ITEMS)
+    assert [a.parsed["issue_type"] for a in answers] == ["minor"] * len(ITEMS)
+    for a, raw in zip(answers, trained):  # the probabilities are the shifted ones, renormalised
+        assert sum(a.probs.values()) == pytest.approx(1.0)
+        assert a.probs["trivial"] / a.probs["critical"] == pytest.approx(raw["trivial"] / raw["critical"], rel=1e-3)
+    student.finetune(SEVERITY, TRIVIAL, tmp_path / "again")  # a new adapter drops the old one's offsets
+    assert all(a.parsed["issue_type"] != "minor" for a in student.answer(SEVERITY, ITEMS))
+    (tmp_path / "adapter" / calibration.CALIBRATION_FILE).write_text('{"offsets": {"urgent": 1.0}}')
+    student.use_adapter(tmp_path / "adapter")
+    with pytest.raises(calibration.CalibrationError, match="urgent"):
+        student.answer(SEVERITY, ITEMS)
 
 
 def test_training_continues_from_the_loaded_adapter(model_dirs, tmp_path):

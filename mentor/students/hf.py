@@ -24,6 +24,7 @@ from peft import PeftModel, get_peft_model
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PrinterCallback, Trainer,
                           TrainerCallback, TrainingArguments, set_seed)
 
+from mentor import calibration
 from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
@@ -67,6 +68,7 @@ class HFStudent:
         self.stop_ids = sorted({i for i in (tok.eos_token_id, *self.end_ids[:1]) if i is not None})
         self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self._adapter: Path | str | None = None  # the saved adapter now loaded; "unsaved" mid-training
+        self.offsets: dict[str, float] | None = None  # the loaded adapter's per-label calibration offsets
 
     # ---- the student's format: one place, used by training, scoring and generation ----------------
 
@@ -126,6 +128,8 @@ class HFStudent:
 
     def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
         labels = list(task.labels) if task.label_field else []
+        if labels and self.offsets:
+            calibration.check_labels(self.offsets, labels, str(self._adapter))
         label_ids = [self.encode(task, {}, label)[1] for label in labels]
         reserve = max((len(ids) for ids in label_ids), default=0) + (1 if task.text_fields else 0)
         prompts = [self.encode(task, item, reserve=reserve)[0] for item in inputs]
@@ -139,7 +143,10 @@ class HFStudent:
             with torch.inference_mode():
                 chosen, probs = [None] * len(batch), [None] * len(batch)
                 if labels:
-                    scores = torch.softmax(self._score([prompts[i] for i in batch], label_ids), dim=-1)
+                    scores = self._score([prompts[i] for i in batch], label_ids)
+                    if self.offsets:  # decision calibration saved with the adapter (mentor.calibration)
+                        scores = scores + torch.tensor([self.offsets.get(label, 0.0) for label in labels], device=scores.device)
+                    scores = torch.softmax(scores, dim=-1)
                     chosen = [labels[j] for j in scores.argmax(dim=-1).tolist()]
                     probs = [dict(zip(labels, row)) for row in scores.tolist()]
                 texts = [""] * len(batch)
@@ -203,7 +210,7 @@ class HFStudent:
             adapter = PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                      target_modules=targets, task_type="CAUSAL_LM")
             self.model = get_peft_model(self.model, adapter)
-        self._adapter = "unsaved"
+        self._adapter, self.offsets = "unsaved", None  # offsets belong to the adapter being replaced
         world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
         dtype = next(self.model.parameters()).dtype
         with tempfile.TemporaryDirectory(prefix="mentor-trainer-") as scratch:
@@ -257,6 +264,7 @@ class HFStudent:
 
     def use_adapter(self, adapter_dir: Path | None) -> None:
         path = Path(adapter_dir).resolve() if adapter_dir is not None else None
+        self.offsets = calibration.load(path)  # read every time: the loop calibrates an adapter already loaded
         if path == self._adapter:
             return
         if path is not None and not (path / "adapter_config.json").is_file():

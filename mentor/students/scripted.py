@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from mentor import calibration
 from mentor.records import Answer, Example, TrainReport
 from mentor.tasks import Task, normalise_text
 
@@ -39,18 +40,22 @@ class ScriptedStudent:
         self.learned: dict[str, dict[str, str]] = {}
         self.trained: list[list[Example]] = []  # each finetune call's examples, in order
         self.adapter: Path | None = None
+        self.offsets: dict[str, float] | None = None  # the loaded adapter's calibration (mentor.calibration)
 
     def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
         answers = []
         for item in inputs:
             output = self._output(task, item)
             label = output.get(task.label_field) if task.label_field else None
-            text = "\n".join(f"{name}: {output[name]}" for name in task.text_fields if output.get(name))
-            raw = task.answer_from(label, text)
             probs = None
             if label in task.labels:
                 rest = (1.0 - self.confidence) / (len(task.labels) - 1)
                 probs = {name: self.confidence if name == label else rest for name in task.labels}
+                if self.offsets:  # decision calibration saved with the adapter, as the hf student applies it
+                    probs = calibration.apply_offsets(probs, self.offsets)
+                    label = max(probs, key=probs.get)
+            text = "\n".join(f"{name}: {output[name]}" for name in task.text_fields if output.get(name))
+            raw = task.answer_from(label, text)
             answers.append(Answer(raw=raw, parsed=task.parse(raw), probs=probs))
         if progress and inputs:
             progress(len(inputs))
@@ -84,6 +89,7 @@ class ScriptedStudent:
         wrong = sum(not task.is_correct(task.parse(a.raw), e.output)
                     for a, e in zip(self.answer(task, [e.input for e in examples]), examples))
         self.trained.append(list(examples))
+        self.offsets = None
         for example in examples:
             self.learned[task.key(example.input)] = dict(example.output)
         steps = math.ceil(len(examples) / self.batch_size)
@@ -105,9 +111,10 @@ class ScriptedStudent:
 
     def use_adapter(self, adapter_dir: Path | None) -> None:
         if adapter_dir is None:
-            self.learned, self.adapter = {}, None
+            self.learned, self.adapter, self.offsets = {}, None, None
             return
         path = Path(adapter_dir).resolve()
+        self.offsets = calibration.load(path)
         if path == self.adapter:
             return
         if not (path / ADAPTER_FILE).is_file():
