@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from mentor import calibration
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
 from mentor.tasks import Task
@@ -26,6 +27,7 @@ class TfidfStudent:
         self.task = task
         self.pipeline = pipeline
         self.trained_on = trained_on
+        self.offsets: dict[str, float] | None = None  # per-label decision offsets (mentor.calibration)
 
     def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
         if task.label_field != self.task.label_field or set(task.labels) != set(self.task.labels):
@@ -39,6 +41,8 @@ class TfidfStudent:
         answers = []
         for row in probs:
             by_label = {label: float(row[classes.index(label)]) if label in classes else 0.0 for label in task.labels}
+            if self.offsets:
+                by_label = calibration.apply_offsets(by_label, self.offsets)
             label = max(by_label, key=by_label.get)
             answers.append(Answer(raw=label, parsed={task.label_field: label}, probs=by_label, seconds=seconds))
         if progress:

@@ -2,7 +2,8 @@
 
 vLLM (`--enable-lora --lora-modules NAME=DIR`) and NVIDIA NIM (`NIM_PEFT_SOURCE=ROOT`, one folder per
 adapter under ROOT) both read a plain PEFT LoRA folder: `adapter_config.json` + `adapter_model.safetensors`.
-So the export is ROOT/NAME/ with those two files, checked before it is written, plus, with `--merged`,
+So the export is ROOT/NAME/ with those two files (and the run's `calibration.json`, which only mentor's own
+label scoring applies), checked before it is written, plus, with `--merged`,
 ROOT/NAME-merged/: the base model with the adapter folded in (PEFT's merge_and_unload), for engines or
 runtimes without LoRA support. torch, transformers and peft are imported only for `--merged`.
 """
@@ -14,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mentor.calibration import CALIBRATION_FILE
 from mentor.review.diff import ReviewError
 from mentor.runner import home_dir
 from mentor.targets import run_context
@@ -58,6 +60,9 @@ def export_run(home: str | None, run_ref: str, out: Path | None = None, name: st
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copy2(source / FILES[1], tmp / FILES[1])
+    if (source / CALIBRATION_FILE).is_file():
+        # mentor's own label scoring (`--adapter DIR`) applies it; engines that generate text ignore it.
+        shutil.copy2(source / CALIBRATION_FILE, tmp / CALIBRATION_FILE)
     # The engines start from the base model's name or path; a local cache path would mean nothing on the server.
     (tmp / FILES[0]).write_text(json.dumps({**config, "base_model_name_or_path": base}, indent=2), encoding="utf-8")
     if target.exists():

@@ -85,6 +85,12 @@ def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, ho
     return run_loop(store, inputs)
 
 
+def calibration_set(config: RunConfig, task: Task, home: str | Path | None = None, until: str | None = None) -> list:
+    """The calibration items of a run with this config (rebuilt exactly as the run split them)."""
+    pool, _, _ = _load_data(config, task, home, until)
+    return _calibration_split(config, task, pool)[1]
+
+
 def _calibration_split(config: RunConfig, task: Task, pool: list) -> tuple[list, list, dict[str, int]]:
     """(the teacher's pool, the calibration set, stats): see mentor.calibration. Same config, same split."""
     size = config.loop.calibration

@@ -1,7 +1,8 @@
 """Which models `mentor eval` and `mentor judge` score, from short specs.
 
 Specs: `base` (the untuned student), `best` (the run's best adapter), `round:N` (round N's adapter),
-`tfidf` (TF-IDF + logistic regression trained on the run's accepted curriculum), `openai:MODEL` (a hosted
+`tfidf` (TF-IDF + logistic regression trained on the run's accepted curriculum up to its best round, and
+calibrated like the student when the run has a calibration set), `openai:MODEL` (a hosted
 model through any OpenAI-compatible server), or an adapter directory. The task and the student's base
 model come from the run's saved config when there is a run, so an adapter is always scored on the base
 model and prompt format it was trained with. base, best and round:N share one loaded model and switch
@@ -42,6 +43,7 @@ class RunContext:
     config: RunConfig
     task: Task
     student_config: StudentConfig
+    home: str | None = None
     _model: Student | None = None
 
     def local_student(self) -> Student:
@@ -72,7 +74,7 @@ def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None
     except ValueError:
         raise StoreError(f"--run must be a number or 'latest', got {run_ref!r}") from None
     student_config = config.student if student is None else StudentConfig(**{**config.student.__dict__, "model": student})
-    return RunContext(store, run_id, config, get_task(task or config.task), student_config)
+    return RunContext(store, run_id, config, get_task(task or config.task), student_config, home)
 
 
 def needs_run(specs: list[str]) -> bool:
@@ -112,18 +114,36 @@ def resolve_spec(ctx: RunContext, spec: str) -> Target:
             raise StoreError(f"{spec!r}: round {number} of run {ctx.run_id} saved no adapter (it did not finish fine-tuning)")
         return _local(ctx, f"round {number} (run {ctx.run_id})", Path(adapter) if adapter else None)
     if spec == "tfidf":
-        from mentor.baseline import train_tfidf
-
-        run_id = ctx.need_run()
-        examples = ctx.store.curriculum(run_id)
-        model = train_tfidf(task, examples, ctx.config.seed)
-        return Target(f"tfidf ({len(examples)} curriculum ex.)", task, model, kind="tfidf", run_id=run_id)
+        return _tfidf(ctx)
     if spec.startswith("openai:"):
         model = make_student(StudentConfig(**{**ctx.student_config.__dict__, "model": spec}), ctx.config.seed)
         return Target(spec, task, model, kind="remote", run_id=ctx.run_id)
     if Path(spec).is_dir():
         return _local(ctx, f"adapter {spec}", Path(spec))
     raise StudentError(f"unknown system {spec!r} in --models: use {SPECS_HELP}")
+
+
+def _tfidf(ctx: RunContext) -> Target:
+    """TF-IDF + LR on what the run's best adapter learned from (curriculum rounds up to the best one; the
+    whole curriculum while the best is round 0), given the student's decision calibration when the run had one."""
+    from mentor.baseline import train_tfidf
+
+    run_id = ctx.need_run()
+    best = ctx.store.run(run_id)["best_round"] or 0
+    examples = [e for e in ctx.store.curriculum(run_id) if not best or e.meta["round"] <= best]
+    model = train_tfidf(ctx.task, examples, ctx.config.seed)
+    label = f"tfidf ({len(examples)} curriculum ex."
+    if ctx.config.loop.calibration and ctx.task.label_field:
+        from mentor import calibration
+        from mentor.runner import calibration_set
+
+        items = calibration_set(ctx.config, ctx.task, ctx.home, until=ctx.store.run(run_id)["created"])
+        answers = model.answer(ctx.task, [e.input for e in items])
+        fit = calibration.fit_offsets(ctx.task.labels, [a.probs for a in answers],
+                                      [e.output[ctx.task.label_field] for e in items])
+        model.offsets = fit.offsets
+        label += f", calibrated on {fit.items}"
+    return Target(label + ")", ctx.task, model, kind="tfidf", run_id=run_id)
 
 
 def _local(ctx: RunContext, label: str, adapter: Path | None) -> Target:

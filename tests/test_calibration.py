@@ -119,3 +119,18 @@ def test_calibration_settings_that_cannot_work_are_refused_before_anything_is_wr
         start_run(load_config(overrides=[f"task={task}", f"data.pool={pool}", f"data.holdout={holdout}",
                                          "student.model=scripted", "loop.calibration=10"]))
     assert not (home / "mentor.db").exists() or open_store().latest_run_id() is None
+
+
+def test_the_tfidf_baseline_gets_the_same_calibration_and_the_best_rounds_examples(tmp_path, home):
+    from mentor.targets import resolve_systems, run_context
+
+    result = _run(tmp_path, "loop.calibration=24")
+    store = open_store()
+    curriculum = store.curriculum(result["run_id"])
+    (target,) = resolve_systems(run_context(None, "latest", need_run=True), ["tfidf"])
+    assert target.label == f"tfidf ({len(curriculum)} curriculum ex., calibrated on 24)"  # best is round 0: all
+    assert set(target.student.offsets) == set(SEVERITY.labels)
+    store.finish_run(result["run_id"], "finished", "test", 1)  # had round 1 been best, round 2 taught it nothing
+    (target,) = resolve_systems(run_context(None, "latest", need_run=True), ["tfidf"])
+    first = sum(1 for e in curriculum if e.meta["round"] == 1)
+    assert 0 < first < len(curriculum) and target.label.startswith(f"tfidf ({first} curriculum ex.")

@@ -96,3 +96,17 @@ def test_nothing_to_export_is_a_clear_error(home, tmp_path):
     scripted = finished_run("scripted", tmp_path / "fake")
     with pytest.raises(ExportError, match="scripted test student"):
         export_run(None, str(scripted))
+
+
+def test_export_carries_the_adapters_calibration(home, trained, tmp_path):
+    import shutil
+
+    from mentor import calibration
+
+    model_dir, adapter = trained
+    calibrated = tmp_path / "round-1"
+    shutil.copytree(adapter, calibrated)
+    fit = calibration.Calibration({"critical": 0.0, "major": -1.0, "minor": 0.5, "trivial": 1.5}, 40, 0.4, 0.5)
+    calibration.save(calibrated, fit)
+    result = export_run(None, str(finished_run(str(model_dir), calibrated)), tmp_path / "loras")
+    assert calibration.load(result.adapter) == fit.offsets
