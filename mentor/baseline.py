@@ -28,6 +28,7 @@ class TfidfStudent:
         self.pipeline = pipeline
         self.trained_on = trained_on
         self.offsets: dict[str, float] | None = None  # per-label decision offsets (mentor.calibration)
+        self.temperature = 1.0
 
     def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
         if task.label_field != self.task.label_field or set(task.labels) != set(self.task.labels):
@@ -42,7 +43,7 @@ class TfidfStudent:
         for row in probs:
             by_label = {label: float(row[classes.index(label)]) if label in classes else 0.0 for label in task.labels}
             if self.offsets:
-                by_label = calibration.apply_offsets(by_label, self.offsets)
+                by_label = calibration.apply_offsets(by_label, self.offsets, self.temperature)
             label = max(by_label, key=by_label.get)
             answers.append(Answer(raw=label, parsed={task.label_field: label}, probs=by_label, seconds=seconds))
         if progress:

@@ -104,13 +104,18 @@ def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
     stats = overview["stats"] or {}
     if stats:
         out.print(f"pool {stats.get('pool')} items, holdout {stats.get('holdout')} items, "
-                  f"{stats.get('pool_excluded_as_holdout', 0)} pool item(s) excluded as holdout duplicates")
+                  f"{stats.get('pool_excluded_as_holdout', 0)} pool item(s) excluded as holdout duplicates"
+                  + (f", {stats['calibration']} set aside for calibration" if stats.get("calibration") else ""))
     for r in overview["rounds"]:
         if r["feedback"]:
             cur = r["curriculum"] or {}
             out.print(f"\n[bold]round {r['round']}[/] teacher: {r['feedback']}", highlight=False)
             out.print(f"  curriculum: {cur.get('accepted', 0)} accepted, {cur.get('excluded', 0)} excluded (holdout), "
                       f"{cur.get('duplicate', 0)} duplicate, {cur.get('invalid', 0)} invalid", highlight=False)
+        if fit := r["calibration"]:
+            offsets = ", ".join(f"{label} {value:+.1f}" for label, value in fit["offsets"].items())
+            out.print(f"  calibration: macro-F1 on {fit['items']} calibration items {fit['macro_f1_before']:.3f} -> "
+                      f"{fit['macro_f1_after']:.3f} (offsets {offsets})", highlight=False)
 
 
 @app.command("eval")

@@ -139,9 +139,10 @@ def _tfidf(ctx: RunContext) -> Target:
 
         items = calibration_set(ctx.config, ctx.task, ctx.home, until=ctx.store.run(run_id)["created"])
         answers = model.answer(ctx.task, [e.input for e in items])
+        # With a temperature: logistic regression's probabilities are too flat for offsets alone.
         fit = calibration.fit_offsets(ctx.task.labels, [a.probs for a in answers],
-                                      [e.output[ctx.task.label_field] for e in items])
-        model.offsets = fit.offsets
+                                      [e.output[ctx.task.label_field] for e in items], temperature=True)
+        model.offsets, model.temperature = fit.offsets, fit.temperature
         label += f", calibrated on {fit.items}"
     return Target(label + ")", ctx.task, model, kind="tfidf", run_id=run_id)
 

@@ -1,6 +1,7 @@
 """Decision calibration: fitting offsets, applying and storing them, splitting the set off, in the loop."""
 
 import json
+import math
 
 import pytest
 
@@ -31,16 +32,31 @@ def test_offsets_undo_a_student_that_leans_toward_one_label():
             probs.append({k: v / total for k, v in p.items()})
     fit = calibration.fit_offsets(LABELS, probs, gold)
     assert fit.macro_f1_before < 0.5 and fit.macro_f1_after == pytest.approx(1.0)
-    assert fit.offsets["critical"] == 0.0 and fit.offsets["major"] < 0 and fit.items == 40
+    assert fit.offsets["critical"] == 0.0 and fit.offsets["major"] < min(fit.offsets["minor"], fit.offsets["trivial"])
+    assert fit.items == 40 and fit.temperature == 1.0
     shifted = [calibration.apply_offsets(p, fit.offsets) for p in probs]
     assert [max(p, key=p.get) for p in shifted] == gold
     assert all(sum(p.values()) == pytest.approx(1.0) for p in shifted)
 
 
-def test_a_student_already_at_its_best_keeps_zero_offsets():
+def test_an_unbiased_student_keeps_zero_offsets_and_rare_labels_are_weighted_up():
     gold = [label for label in LABELS for _ in range(5)]
     fit = calibration.fit_offsets(LABELS, [_probs(g) for g in gold], gold)
-    assert fit.offsets == {label: 0.0 for label in LABELS} and fit.macro_f1_before == fit.macro_f1_after == 1.0
+    assert fit.offsets == pytest.approx({label: 0.0 for label in LABELS}, abs=1e-3)
+    # A student that cannot tell the labels apart, on a set that is 70% trivial: the plain log-loss would
+    # give trivial its full 70/10 odds; the class-weighted one gives the square root of that.
+    gold = ["trivial"] * 70 + ["critical", "major", "minor"] * 10
+    fit = calibration.fit_offsets(LABELS, [_probs("minor", 0.25)] * len(gold), gold)
+    assert fit.offsets["trivial"] == pytest.approx(0.5 * math.log(7), abs=0.01)
+    assert fit.offsets["major"] == pytest.approx(0.0, abs=0.01)
+
+
+def test_a_temperature_sharpens_flat_probabilities():
+    gold = [label for label in LABELS for _ in range(10)]
+    flat = [_probs(g, 0.3) for g in gold]  # right, but barely above the others' 0.233
+    fit = calibration.fit_offsets(LABELS, flat, gold, temperature=True)
+    assert fit.temperature > 5 and fit.macro_f1_after == 1.0
+    assert max(calibration.apply_offsets(flat[0], fit.offsets, fit.temperature).values()) > 0.9
 
 
 def test_fit_rejects_mismatched_or_foreign_labels():
@@ -100,7 +116,7 @@ def test_the_loop_calibrates_each_round_on_items_the_teacher_never_sees(tmp_path
     assert seen and not seen & calibration_keys
     for row in rounds[1:]:
         fit = row["stats"]["calibration"]
-        assert fit["items"] == 24 and fit["macro_f1_after"] >= fit["macro_f1_before"]
+        assert fit["items"] == 24 and set(fit["offsets"]) == set(SEVERITY.labels)
         assert calibration.load(row["adapter"]) == fit["offsets"]
     assert "calibrate" in store.done_steps(result["run_id"], 1)
 
