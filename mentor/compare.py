@@ -18,6 +18,7 @@ import numpy as np
 from mentor.data import DataError, bundled_path, dedupe, load_examples
 from mentor.evaluate import report, stratified_sample
 from mentor.judge import Judge, JudgeError, compare_explanations
+from mentor.metrics import paired_bootstrap
 from mentor.records import Answer, Example
 from mentor.targets import RunContext, Target, resolve_systems
 from mentor.tasks import EXPLAIN, Task
@@ -27,6 +28,10 @@ Progress = Callable[[str, int], ContextManager[Callable[[int], None]]]
 
 def measure(target: Target, examples: list[Example], progress: Progress | None = None) -> dict[str, Any]:
     """One system's metrics report with its latency, throughput and cost figures."""
+    return _measure(target, examples, progress)[0]
+
+
+def _measure(target: Target, examples: list[Example], progress: Progress | None) -> tuple[dict[str, Any], list[str | None]]:
     task = target.task
     target.prepare()
     spent_before = _spent(target.student)
@@ -37,6 +42,7 @@ def measure(target: Target, examples: list[Example], progress: Progress | None =
     seconds = np.array([a.seconds for a in answers], dtype=float)
     n = len(examples)
     cost = _spent(target.student) - spent_before
+    predicted = [(a.parsed or {}).get(task.label_field) if task.label_field else None for a in answers]
     return {
         "system": target.label,
         "kind": target.kind,
@@ -45,13 +51,25 @@ def measure(target: Target, examples: list[Example], progress: Progress | None =
                       "p95": float(np.percentile(seconds, 95)) if n else None},
         "throughput_per_s": n / wall if wall > 0 else None,
         "cost_per_1k": 1000 * cost / n if n else 0.0,
-    }
+    }, predicted
 
 
 def compare(targets: list[Target], examples: list[Example], data: str, progress: Progress | None = None) -> dict[str, Any]:
-    """Every target measured on the same examples: {"data", "task", "n", "systems": [per-system report]}."""
-    return {"data": data, "task": targets[0].task.name if targets else None, "n": len(examples),
-            "systems": [measure(t, examples, progress) for t in targets]}
+    """Every target measured on the same examples: {"data", "task", "n", "systems": [per-system report]}.
+
+    With a label set, every system after the first also gets "vs_first": its macro-F1 minus the first
+    system's, with a paired bootstrap interval and the share of resamples in which it scores higher.
+    """
+    measured = [_measure(t, examples, progress) for t in targets]
+    task = targets[0].task if targets else None
+    if task is not None and task.label_field and examples:
+        truths = [e.output[task.label_field] for e in examples]
+        first_report, first_predicted = measured[0]
+        for report_, predicted in measured[1:]:
+            paired = paired_bootstrap(list(task.labels), truths, first_predicted, predicted)
+            report_["vs_first"] = {"system": first_report["system"], **paired}
+    return {"data": data, "task": task.name if task else None, "n": len(examples),
+            "systems": [report_ for report_, _ in measured]}
 
 
 def _answers(target: Target, task: Task, examples: list[Example], doing: str, progress: Progress | None) -> list[Answer]:

@@ -80,12 +80,35 @@ def bootstrap_ci(labels: list[str], truths: list[str], predictions: list[str | N
     exactly (the tests check it), computed from resampled confusion counts because a thousand sklearn
     calls per system would cost seconds.
     """
+    t, draws = _draws(labels, truths, resamples, seed)
+    accuracy, f1 = _resampled(labels, t, predictions, draws)
+    return {"accuracy": _interval(accuracy), "macro_f1": _interval(f1), "resamples": resamples, "seed": seed}
+
+
+def paired_bootstrap(labels: list[str], truths: list[str], first: list[str | None], other: list[str | None],
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """Macro-F1 of `other` minus `first` on the same items: the difference, its percentile 95% interval over
+    seeded resamples drawn once for both (paired, so item difficulty cancels), and the share of resamples
+    in which `other` scores higher."""
+    t, draws = _draws(labels, truths, resamples, seed)
+    diff = _resampled(labels, t, other, draws)[1] - _resampled(labels, t, first, draws)[1]
+    whole = np.arange(len(t))[None, :]
+    point = float(_resampled(labels, t, other, whole)[1][0] - _resampled(labels, t, first, whole)[1][0])
+    return {"macro_f1_diff": point, "ci": _interval(diff), "share_higher": float(np.mean(diff > 0)),
+            "resamples": resamples, "seed": seed}
+
+
+def _draws(labels: list[str], truths: list[str], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    t = np.array([list(labels).index(x) for x in truths])
+    return t, np.random.default_rng(seed).integers(0, len(t), size=(resamples, len(t)))
+
+
+def _resampled(labels: list[str], t: np.ndarray, predictions: list[str | None], draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, macro-F1) for each row of item indices in `draws`."""
     labels = list(labels)
     columns = labels + [UNPARSEABLE]
-    t = np.array([labels.index(x) for x in truths])
     p = np.array([columns.index(x) if x in columns else len(labels) for x in predictions])
-    k = len(columns)
-    draws = np.random.default_rng(seed).integers(0, len(t), size=(resamples, len(t)))
+    k, resamples = len(columns), draws.shape[0]
     cells = t[draws] * k + p[draws]
     cells += np.arange(resamples)[:, None] * (k * k)  # one bincount counts every resample's confusion at once
     counts = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
@@ -95,8 +118,7 @@ def bootstrap_ci(labels: list[str], truths: list[str], predictions: list[str | N
     # F1 = 2tp / (true + predicted); a label absent from both truth and answers scores 0 (zero_division=0).
     denom = true_n + pred_n
     f1 = np.divide(2 * diag, denom, out=np.zeros(diag.shape, dtype=float), where=denom > 0)
-    accuracy = diag.sum(axis=1) / len(t)
-    return {"accuracy": _interval(accuracy), "macro_f1": _interval(f1.mean(axis=1)), "resamples": resamples, "seed": seed}
+    return diag.sum(axis=1) / len(t), f1.mean(axis=1)
 
 
 def bootstrap_mean_ci(values: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:

@@ -143,4 +143,16 @@ def comparison_table(result: dict[str, Any]) -> list[Table]:
                 cells.append(f"{m['f1']:.3f} ({m['precision']:.2f}/{m['recall']:.2f})" if m else "-")
             per.add_row(s["system"], *cells)
         tables.append(per)
+    paired = [s for s in result["systems"] if s.get("vs_first")]
+    if paired:
+        first = paired[0]["vs_first"]["system"]
+        diff = Table(title=f"macro-F1 against {first}, paired on the same items",
+                     caption=f"[95% paired bootstrap interval]; higher in: share of {paired[0]['vs_first']['resamples']} "
+                             "resamples in which the system scores higher")
+        for name in ("system", "difference", "higher in"):
+            diff.add_column(name, justify="left" if name == "system" else "right")
+        for s in paired:
+            v = s["vs_first"]
+            diff.add_row(s["system"], f"{v['macro_f1_diff']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]", f"{v['share_higher']:.0%}")
+        tables.append(diff)
     return tables

@@ -69,6 +69,12 @@ def test_tfidf_learns_the_run_curriculum_and_beats_guessing(run):
     base, tfidf = result["systems"]
     assert tfidf["accuracy"] > 0.9 > base["accuracy"]
     assert f"{len(open_store().curriculum(run_id))} curriculum ex." in tfidf["system"]
+    # Paired against the first system: the difference of the two macro-F1s, and tfidf wins every resample.
+    paired = tfidf["vs_first"]
+    assert "vs_first" not in base and paired["system"] == base["system"]
+    assert paired["macro_f1_diff"] == pytest.approx(tfidf["macro_f1"] - base["macro_f1"])
+    assert 0 < paired["ci"][0] <= paired["macro_f1_diff"] <= paired["ci"][1] and paired["share_higher"] == 1.0
+    assert "paired on the same items" in _eval("--data", str(data), "--models", "base,tfidf")
 
 
 def test_train_tfidf_answers_like_a_student():

@@ -93,3 +93,18 @@ def test_bootstrap_mean_ci():
 
 def test_empty_report():
     assert classification_report(LABELS, [], [])["ci"] is None
+
+
+def test_paired_bootstrap_of_a_system_against_itself_and_a_better_one():
+    from mentor.metrics import paired_bootstrap
+
+    truths = ["critical", "major", "minor", "trivial"] * 25
+    weak = ["trivial"] * 100
+    same = paired_bootstrap(LABELS, truths, weak, weak, resamples=200, seed=1)
+    assert same["macro_f1_diff"] == 0.0 and same["ci"] == [0.0, 0.0] and same["share_higher"] == 0.0
+    better = truths[:80] + weak[:20]
+    result = paired_bootstrap(LABELS, truths, weak, better, resamples=200, seed=1)
+    expected = f1_score(truths, better, labels=LABELS, average="macro", zero_division=0) - \
+        f1_score(truths, weak, labels=LABELS, average="macro", zero_division=0)
+    assert result["macro_f1_diff"] == pytest.approx(expected)
+    assert result["ci"][0] > 0 and result["share_higher"] == 1.0
