@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mentor.config import ConfigError, RunConfig, describe, load_config
+from mentor.config import ConfigError, RunConfig, describe
 from mentor.data import DataError
 from mentor.judge import JudgeError
 from mentor.llm.client import LLMError
@@ -38,7 +38,7 @@ HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the st
 @app.command()
 def run(
     overrides: list[str] = typer.Argument(None, help="dotted config overrides, e.g. student.epochs=1 loop.patience=1"),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML config file"),
+    config: Optional[str] = typer.Option(None, "--config", help="TOML config file, or a recipe's name (large-data)"),
     data: Optional[str] = typer.Option(None, "--data", help="the teacher's data source (JSONL) [default: bundled pool]"),
     holdout: Optional[str] = typer.Option(None, "--holdout", help="frozen held-out set (JSONL) [default: bundled holdout]"),
     rounds: Optional[int] = typer.Option(None, "--rounds", help="most fine-tuning rounds"),
@@ -51,7 +51,7 @@ def run(
     home: Optional[str] = HOME,
 ) -> None:
     """Run the teacher-student loop: baseline, then exam, grade, curriculum, fine-tune, evaluate per round."""
-    from mentor.runner import open_store, resume_run, start_run
+    from mentor.runner import configure, open_store, resume_run, start_run
     from mentor.summary import round_table, run_overview
 
     if help_config:
@@ -64,7 +64,7 @@ def run(
         flags = {"data.pool": data, "data.holdout": holdout, "loop.rounds": rounds, "task": task,
                  "teacher.name": teacher, "student.model": student}
         extra = [f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in flags.items() if v is not None]
-        result = start_run(load_config(config, list(overrides or []) + extra), home)
+        result = start_run(configure(config, list(overrides or []) + extra, home), home)
     store = open_store(home)
     out.print(round_table(run_overview(store, result["run_id"])))
     best = store.rounds(result["run_id"])[result["best_round"]]

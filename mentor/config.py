@@ -110,6 +110,9 @@ class LoopConfig:
 @dataclass(frozen=True)
 class RunConfig:
     task: str = _f("severity", "built-in task name or a task .toml file")
+    recipe: str = _f("auto", "a layer of settings under your config file and overrides: a recipe name (mentor/recipes/"
+                             "NAME.toml: large-data), 'none', or 'auto' (large-data when the data source has at "
+                             "least 3,000 items, else none)")
     seed: int = _f(0, "seed for sampling, shuffling and training")
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -121,23 +124,49 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the key."""
 
 
+RECIPES = Path(__file__).parent / "recipes"
+AUTO_RECIPE, AUTO_MIN_POOL = "large-data", 3000  # what recipe=auto picks, and from which pool size
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPES.glob("*.toml"))
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    """Defaults, then the TOML file, then `a.b=value` overrides (later wins)."""
+    """Defaults, then the recipe the file or overrides name, then the TOML file, then `a.b=value` overrides
+    (later wins). `path` may also be a recipe's name ("large-data")."""
     data: dict[str, Any] = {}
-    if path:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    if path and not Path(path).is_file() and str(path) in recipe_names():
+        data = {**_read_toml(RECIPES / f"{path}.toml"), "recipe": str(path)}
+    elif path:
+        data = _read_toml(Path(path))
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"override {item!r} must look like section.key=value")
         _set_dotted(data, key.strip(), _parse_value(raw.strip()))
+    recipe = data.get("recipe", RunConfig.recipe)
+    if isinstance(recipe, str) and recipe not in ("auto", "none"):
+        if recipe not in recipe_names():
+            raise ConfigError(f"recipe {recipe!r} is not one of: auto, none, {', '.join(recipe_names())}")
+        data = _merged(_read_toml(RECIPES / f"{recipe}.toml"), data)
     return from_dict(RunConfig, data, where=str(path) if path else "config")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (recipes: {', '.join(recipe_names())})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def to_dict(config: Any) -> dict[str, Any]:

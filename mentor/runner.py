@@ -15,7 +15,7 @@ from typing import Any
 
 from mentor import console, feedback
 from mentor.calibration import split_off
-from mentor.config import ConfigError, RunConfig, from_dict, to_dict
+from mentor.config import AUTO_MIN_POOL, AUTO_RECIPE, ConfigError, RunConfig, from_dict, load_config, to_dict
 from mentor.data import bundled_path, dedupe, load_examples, split_against
 from mentor.evaluate import stratified_sample
 from mentor.llm.storage import StoreCalls
@@ -33,6 +33,19 @@ def home_dir(home: str | Path | None = None) -> Path:
 
 def open_store(home: str | Path | None = None) -> Store:
     return Store(home_dir(home) / "mentor.db")
+
+
+def configure(path: str | Path | None, overrides: list[str], home: str | Path | None = None) -> RunConfig:
+    """`load_config`, with recipe=auto settled by the data source's size (the run records what was chosen)."""
+    config = load_config(path, overrides)
+    if config.recipe != "auto":
+        return config
+    pool, _, _ = _load_data(config, get_task(config.task), home)
+    chosen = AUTO_RECIPE if len(pool) >= AUTO_MIN_POOL else "none"
+    if chosen != "none":
+        console.log(f"data source of {len(pool)} items: recipe {chosen} (mentor/recipes/{chosen}.toml) under your "
+                    f"settings; recipe=none keeps the plain defaults")
+    return load_config(path, [*overrides, f"recipe={chosen}"])
 
 
 def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Config: defaults, TOML file, dotted overrides; unknown keys and wrong types are errors naming the key."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -48,9 +49,35 @@ def test_round_trip_and_reference():
     assert "student.lora.rank" in keys and all(h for _, _, h in describe())
 
 
-def test_shipped_config_files_load():
-    files = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
-    assert files, "configs/ should ship at least one recipe"
-    for path in files:
-        config = load_config(path)
-        assert config != RunConfig(), f"{path.name} changes nothing"
+def test_recipes_load_by_name_and_sit_under_the_users_settings(tmp_path):
+    from mentor.config import recipe_names
+
+    assert "large-data" in recipe_names()
+    for name in recipe_names():
+        config = load_config(name)
+        assert config.recipe == name and config != RunConfig(recipe=name), f"recipe {name} changes nothing"
+    plain, large = RunConfig(), load_config(overrides=["recipe=large-data"])
+    assert large.teacher.new_examples != plain.teacher.new_examples and large.loop.calibration > 0
+    mine = tmp_path / "mine.toml"
+    mine.write_text('recipe = "large-data"\n[teacher]\nnew_examples = 7\n')
+    config = load_config(mine, ["student.epochs=9"])
+    assert (config.teacher.new_examples, config.student.epochs) == (7, 9)  # the user's file and overrides win
+    assert config.student.learning_rate == large.student.learning_rate  # the rest comes from the recipe
+    assert load_config(overrides=["recipe=none"]) == RunConfig(recipe="none")
+    with pytest.raises(ConfigError, match="not one of: auto, none, large-data"):
+        load_config(overrides=["recipe=huge"])
+
+
+def test_recipe_auto_follows_the_size_of_the_data_source(tmp_path):
+    from mentor.config import AUTO_MIN_POOL
+    from mentor.runner import configure
+    from tests.conftest import make_examples, write_jsonl
+
+    big = write_jsonl(tmp_path / "big.jsonl", make_examples(AUTO_MIN_POOL // 4, "big"))
+    small = write_jsonl(tmp_path / "small.jsonl", make_examples(AUTO_MIN_POOL // 4 - 1, "small"))
+    holdout = write_jsonl(tmp_path / "holdout.jsonl", make_examples(2, "holdout", seed=1))
+    chosen = configure(None, [f"data.pool={big}", f"data.holdout={holdout}"], tmp_path)
+    assert chosen == load_config(overrides=[f"data.pool={big}", f"data.holdout={holdout}", "recipe=large-data"])
+    assert configure(None, [f"data.pool={small}", f"data.holdout={holdout}"], tmp_path).recipe == "none"
+    kept = configure(None, [f"data.pool={big}", f"data.holdout={holdout}", "recipe=none", "loop.rounds=5"], tmp_path)
+    assert kept == RunConfig(recipe="none", data=kept.data, loop=dataclasses.replace(RunConfig().loop, rounds=5))
