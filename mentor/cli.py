@@ -122,7 +122,7 @@ def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
 def eval_cmd(
     data: Path = typer.Option(..., "--data", help="JSONL file in the task's format"),
     models: Optional[str] = typer.Option(None, "--models", help="systems to compare, comma-separated: base, best, "
-                                         "round:N, tfidf, openai:MODEL or an adapter directory"),
+                                         "round:N, tfidf, tfidf:calibrated, openai:MODEL or an adapter directory"),
     run_ref: str = typer.Option("latest", "--run", help="run id or 'latest': its best adapter is scored"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="score this adapter directory instead"),
     base: bool = typer.Option(False, "--base", help="score the untuned base model"),

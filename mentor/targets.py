@@ -1,8 +1,8 @@
 """Which models `mentor eval` and `mentor judge` score, from short specs.
 
 Specs: `base` (the untuned student), `best` (the run's best adapter), `round:N` (round N's adapter),
-`tfidf` (TF-IDF + logistic regression trained on the run's accepted curriculum up to its best round, and
-calibrated like the student when the run has a calibration set), `openai:MODEL` (a hosted
+`tfidf` (TF-IDF + logistic regression trained on the run's accepted curriculum up to its best round),
+`tfidf:calibrated` (the same, with decision calibration on the run's calibration set, as the student gets), `openai:MODEL` (a hosted
 model through any OpenAI-compatible server), or an adapter directory. The task and the student's base
 model come from the run's saved config when there is a run, so an adapter is always scored on the base
 model and prompt format it was trained with. base, best and round:N share one loaded model and switch
@@ -21,7 +21,7 @@ from mentor.store import Store, StoreError
 from mentor.students import Student, StudentError, make_student
 from mentor.tasks import Task, get_task
 
-SPECS_HELP = "base, best, round:N, tfidf, openai:MODEL or an adapter directory"
+SPECS_HELP = "base, best, round:N, tfidf, tfidf:calibrated, openai:MODEL or an adapter directory"
 
 
 @dataclass
@@ -78,7 +78,7 @@ def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None
 
 
 def needs_run(specs: list[str]) -> bool:
-    return any(s in ("best", "tfidf") or s.startswith("round:") for s in specs)
+    return any(s in ("best", "tfidf", "tfidf:calibrated") or s.startswith("round:") for s in specs)
 
 
 def resolve_systems(ctx: RunContext, specs: list[str]) -> list[Target]:
@@ -113,8 +113,8 @@ def resolve_spec(ctx: RunContext, spec: str) -> Target:
         if int(number) and not adapter:
             raise StoreError(f"{spec!r}: round {number} of run {ctx.run_id} saved no adapter (it did not finish fine-tuning)")
         return _local(ctx, f"round {number} (run {ctx.run_id})", Path(adapter) if adapter else None)
-    if spec == "tfidf":
-        return _tfidf(ctx)
+    if spec in ("tfidf", "tfidf:calibrated"):
+        return _tfidf(ctx, calibrated=spec != "tfidf")
     if spec.startswith("openai:"):
         model = make_student(StudentConfig(**{**ctx.student_config.__dict__, "model": spec}), ctx.config.seed)
         return Target(spec, task, model, kind="remote", run_id=ctx.run_id)
@@ -123,9 +123,10 @@ def resolve_spec(ctx: RunContext, spec: str) -> Target:
     raise StudentError(f"unknown system {spec!r} in --models: use {SPECS_HELP}")
 
 
-def _tfidf(ctx: RunContext) -> Target:
+def _tfidf(ctx: RunContext, calibrated: bool) -> Target:
     """TF-IDF + LR on what the run's best adapter learned from (curriculum rounds up to the best one; the
-    whole curriculum while the best is round 0), given the student's decision calibration when the run had one."""
+    whole curriculum while the best is round 0); `calibrated`: with offsets and a temperature fitted on the
+    run's calibration set, as the student's are."""
     from mentor.baseline import train_tfidf
 
     run_id = ctx.need_run()
@@ -133,7 +134,9 @@ def _tfidf(ctx: RunContext) -> Target:
     examples = [e for e in ctx.store.curriculum(run_id) if not best or e.meta["round"] <= best]
     model = train_tfidf(ctx.task, examples, ctx.config.seed)
     label = f"tfidf ({len(examples)} curriculum ex."
-    if ctx.config.loop.calibration and ctx.task.label_field:
+    if calibrated:
+        if not (ctx.config.loop.calibration and ctx.task.label_field):
+            raise StudentError(f"tfidf:calibrated: run {run_id} set no calibration set aside (loop.calibration=0)")
         from mentor import calibration
         from mentor.runner import calibration_set
 

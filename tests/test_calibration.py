@@ -143,10 +143,20 @@ def test_the_tfidf_baseline_gets_the_same_calibration_and_the_best_rounds_exampl
     result = _run(tmp_path, "loop.calibration=24")
     store = open_store()
     curriculum = store.curriculum(result["run_id"])
-    (target,) = resolve_systems(run_context(None, "latest", need_run=True), ["tfidf"])
-    assert target.label == f"tfidf ({len(curriculum)} curriculum ex., calibrated on 24)"  # best is round 0: all
-    assert set(target.student.offsets) == set(SEVERITY.labels)
+    plain, calibrated = resolve_systems(run_context(None, "latest", need_run=True), ["tfidf", "tfidf:calibrated"])
+    assert plain.label == f"tfidf ({len(curriculum)} curriculum ex.)" and plain.student.offsets is None  # best is round 0: all
+    assert calibrated.label == f"tfidf ({len(curriculum)} curriculum ex., calibrated on 24)"
+    assert set(calibrated.student.offsets) == set(SEVERITY.labels)
     store.finish_run(result["run_id"], "finished", "test", 1)  # had round 1 been best, round 2 taught it nothing
-    (target,) = resolve_systems(run_context(None, "latest", need_run=True), ["tfidf"])
+    (target,) = resolve_systems(run_context(None, "latest", need_run=True), ["tfidf:calibrated"])
     first = sum(1 for e in curriculum if e.meta["round"] == 1)
     assert 0 < first < len(curriculum) and target.label.startswith(f"tfidf ({first} curriculum ex.")
+
+
+def test_calibrated_tfidf_needs_a_run_with_a_calibration_set(tmp_path, home):
+    from mentor.students import StudentError
+    from mentor.targets import resolve_systems, run_context
+
+    _run(tmp_path)
+    with pytest.raises(StudentError, match="loop.calibration=0"):
+        resolve_systems(run_context(None, "latest", need_run=True), ["tfidf:calibrated"])
