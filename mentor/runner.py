@@ -62,8 +62,9 @@ def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, An
                     f"({stats['pool_in_holdout']} excluded as holdout duplicates), holdout {len(holdout)}, "
                     f"teacher {config.teacher.name}, student {config.student.model}")
         if calibration_stats:
-            console.log(f"  calibration set: {len(calibration_set)} pool items set aside, {calibration_stats['pool_excluded_as_calibration_twins']} "
-                        f"more withheld as their near-twins")
+            twins = calibration_stats["pool_excluded_as_calibration_twins"]
+            console.log(f"  calibration set: {len(calibration_set)} pool items set aside, items sharing a code or review "
+                        f"kept together" + (f" ({twins} more withheld to fit the size)" if twins else ""))
         return _go(store, run_id, config, task, pool, holdout, home, calibration_set)
     finally:
         store.close()
