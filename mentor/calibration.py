@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import f1_score
 
 from mentor.records import Example
 from mentor.tasks import Task
@@ -85,8 +86,8 @@ def fit_offsets(labels: list[str] | tuple[str, ...], probs: list[dict[str, float
             break
     t = round(float(np.exp(log_t)), 4)
     offsets = np.round(offsets, 3)
-    before = _macro_f1(truth, scores.argmax(1), len(labels))
-    after = _macro_f1(truth, (t * scores + offsets).argmax(1), len(labels))
+    before = float(f1_score(truth, scores.argmax(1), average="macro", zero_division=0))
+    after = float(f1_score(truth, (t * scores + offsets).argmax(1), average="macro", zero_division=0))
     return Calibration({label: float(offsets[k]) for k, label in enumerate(labels)}, len(gold), before, after, t)
 
 
@@ -174,15 +175,3 @@ def split_off(pool: list[Example], task: Task, size: int, seed: int) -> tuple[li
         taken.update(members)
     rest = [e for i, e in enumerate(pool) if i not in taken]
     return rest, [pool[i] for i in chosen], len(taken) - len(chosen)
-
-
-def _macro_f1(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
-    """Macro-F1 over the labels present in truth or prediction (sklearn's convention), without its overhead."""
-    f1s = []
-    for c in range(k):
-        tp = int(np.sum((pred == c) & (truth == c)))
-        predicted, actual = int(np.sum(pred == c)), int(np.sum(truth == c))
-        if predicted == 0 and actual == 0:
-            continue
-        f1s.append(2 * tp / (predicted + actual))
-    return float(np.mean(f1s)) if f1s else 0.0
