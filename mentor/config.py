@@ -56,9 +56,15 @@ class StudentConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    name: str = _f("reference", "'reference' (offline, uses the pool's labels) or 'openai:MODEL'")
+    name: str = _f("reference", "'reference' (offline, uses the pool's labels, aims at the items the student gets wrong "
+                                "or is unsure of), 'reference:labels', 'reference:margin', 'reference:nearest' (the "
+                                "reference teacher with fewer signals), 'random' (the control) or 'openai:MODEL'")
     exam_size: int = _f(48, "questions per exam")
     new_examples: int = _f(80, "new training examples the teacher writes per round")
+    probe: int = _f(240, "unseen pool items the reference teacher has the current student score before each exam, to "
+                         "find what it gets wrong or is least sure of (0 = aim by label only)")
+    explore: float = _f(0.25, "share of the reference teacher's exam and new examples drawn at random within each label "
+                              "instead of by the student's weaknesses")
     # The hosted teacher (openai:MODEL); the reference teacher ignores these.
     base_url: str = _f("", "OpenAI-compatible server for openai:MODEL; empty = $MENTOR_OPENAI_BASE_URL, else "
                            "$OPENAI_BASE_URL, else https://api.openai.com/v1")
@@ -91,7 +97,8 @@ class TeacherConfig:
 class DataConfig:
     pool: str = _f("", "the teacher's data source (JSONL); empty = the bundled pool of the task")
     holdout: str = _f("", "frozen held-out set (JSONL), never shown to the teacher; empty = bundled holdout")
-    holdout_limit: int = _f(0, "score at most this many holdout items per round (stratified sample; 0 = all)")
+    holdout_limit: int = _f(0, "score at most this many holdout items per round (a stratified sample, the same for every "
+                                    "seed; 0 = all)")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The teacher-student loop: the SPEC's five steps, top to bottom, in `run_loop`.
 
 Round 0 scores the untuned student on the holdout, so every run shows its own baseline. Each later
-round: the teacher writes an exam, the student takes it, the teacher grades it and proposes training
+round: a targeting teacher has the student score some unseen pool items (the probe), the teacher writes an exam, the student takes it, the teacher grades it and proposes training
 examples, the curriculum is vetted and merged, the student is LoRA-tuned, its decisions are calibrated (when
 the run set a calibration set aside: mentor.calibration), and the holdout is scored.
 Every step is a `_step` whose result and done-marker commit together, so `mentor run --resume` picks up
@@ -11,6 +11,7 @@ is rolled back (the next round starts again from the best adapter).
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -128,9 +129,21 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
         previous = _previous_grade(store, run_id, round_no)
         avoid = r.holdout_keys | {task.key(q) for q in store.all_exam_keys(run_id)} | _curriculum_keys(store, task, run_id)
 
+        # 0. A targeting teacher first has the current student score some unseen pool items.
+        probed: list[ExamResult] = []
+        if r.teacher.probe_size and r.student.can_finetune:  # a student that cannot learn is only measured
+            def probe():
+                unseen = [e for e in r.pool if task.key(e.input) not in avoid]
+                items = random.Random(f"{cfg.seed}:probe:{round_no}").sample(unseen, min(len(unseen), r.teacher.probe_size))
+                with console.progress(f"round {round_no}: scoring {len(items)} pool items for the teacher", len(items)) as advance:
+                    answers = r.student.answer(task, [e.input for e in items], advance)
+                return items, answers, [task.is_correct(a.parsed, e.output) for a, e in zip(answers, items)]
+            step(round_no, "probe", probe, lambda res: store.save_probes(run_id, round_no, *res))
+            probed = [ExamResult(e, a, c) for e, a, c in store.probes(run_id, round_no)]
+
         # 1. The teacher writes an exam.
         def write_exam():
-            exam = r.teacher.write_exam(task, r.pool, cfg.teacher.exam_size, previous, avoid, round_no)
+            exam = r.teacher.write_exam(task, r.pool, cfg.teacher.exam_size, previous, avoid, round_no, probed)
             kept = [q for q in exam if task.key(q.input) not in r.holdout_keys and task.validate_example(q) is None]
             return kept, len(exam) - len(kept)
 
@@ -153,7 +166,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
 
         # 3. The teacher grades it and writes new examples aimed at the weaknesses.
         def grade():
-            return r.teacher.grade(task, results, r.pool, cfg.teacher.new_examples, r.holdout_keys | _curriculum_keys(store, task, run_id), round_no)
+            return r.teacher.grade(task, results, r.pool, cfg.teacher.new_examples,
+                                   r.holdout_keys | _curriculum_keys(store, task, run_id), round_no, probed)
 
         def save_grade(g: Grade):
             store.update_round(run_id, round_no, proficiency=g.proficiency, feedback=g.feedback, grade_detail=g.detail)

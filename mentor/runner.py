@@ -26,6 +26,11 @@ from mentor.tasks import Task, get_task
 from mentor.teachers import make_teacher, teacher_needs_labels
 
 
+# The holdout sample does not depend on the run's seed: runs with different seeds are scored on the same items,
+# so a study can pair them item by item.
+HOLDOUT_SEED = 0
+
+
 def home_dir(home: str | Path | None = None) -> Path:
     """--home, else $MENTOR_HOME, else ./.mentor."""
     return Path(home or os.environ.get("MENTOR_HOME") or ".mentor")
@@ -93,7 +98,7 @@ def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, ho
     teacher = make_teacher(config.teacher, config.seed, record=calls.record, cache=calls)
     student = make_student(config.student, config.seed)
     inputs = RunInputs(run_id=run_id, config=config, task=task, pool=pool,
-                       holdout=stratified_sample(task, holdout, config.data.holdout_limit, config.seed),
+                       holdout=stratified_sample(task, holdout, config.data.holdout_limit, HOLDOUT_SEED),
                        holdout_keys={task.key(e.input) for e in holdout + calibration_set}, teacher=teacher,
                        student=student, home=home_dir(home).resolve(), calibration=calibration_set)
     return run_loop(store, inputs)

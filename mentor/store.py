@@ -135,6 +135,37 @@ MIGRATIONS: list[str] = [
         model TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 4: probes (pool items a teacher asked the loop to score with the current student before it writes the
+    # exam and the curriculum: what item-level targeting reads), and studies (`mentor study`: several runs
+    # on the same data, one per teacher and seed, compared as learning curves).
+    """
+    CREATE TABLE probes (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        round INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        source TEXT NOT NULL,
+        meta TEXT,
+        raw TEXT NOT NULL,
+        parsed TEXT,
+        probs TEXT,
+        correct INTEGER NOT NULL,
+        PRIMARY KEY (run_id, round, idx)
+    );
+    CREATE TABLE studies (
+        id INTEGER PRIMARY KEY,
+        created TEXT NOT NULL,
+        spec TEXT NOT NULL
+    );
+    CREATE TABLE study_runs (
+        study_id INTEGER NOT NULL REFERENCES studies(id),
+        teacher TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        PRIMARY KEY (study_id, teacher, seed)
+    );
+    """,
 ]
 
 
@@ -307,6 +338,53 @@ class Store:
             args.append(status)
         rows = self.db.execute(sql + " ORDER BY round, idx", args)
         return [Example(_load(r[0]), _load(r[1]), r[2], {"status": r[3], "round": r[4]}) for r in rows]
+
+    # ---- probes: pool items scored by the current student for a targeting teacher -------------
+
+    def save_probes(self, run_id: int, round_no: int, items: list[Example], answers: list[Answer], correct: list[bool]) -> None:
+        self.db.executemany(
+            "INSERT INTO probes (run_id, round, idx, input, output, source, meta, raw, parsed, probs, correct) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, round_no, i, _dump(e.input), _dump(e.output), e.source, _dump(e.meta), a.raw, _dump(a.parsed),
+              _dump(a.probs), int(c)) for i, (e, a, c) in enumerate(zip(items, answers, correct))])
+
+    def probes(self, run_id: int, round_no: int) -> list[tuple[Example, Answer, bool]]:
+        rows = self.db.execute("SELECT * FROM probes WHERE run_id = ? AND round = ? ORDER BY idx", (run_id, round_no))
+        return [(Example(_load(r["input"]), _load(r["output"]), r["source"], _load(r["meta"]) or {}),
+                 Answer(r["raw"], _load(r["parsed"]), _load(r["probs"])), bool(r["correct"])) for r in rows]
+
+    # ---- studies: runs grouped by teacher and seed ---------------------------------------------
+
+    def find_study(self, spec: dict[str, Any]) -> int | None:
+        """The newest study recorded with exactly this spec (so repeating `mentor study` resumes it)."""
+        row = self.db.execute("SELECT id FROM studies WHERE spec = ? ORDER BY id DESC LIMIT 1",
+                              (json.dumps(spec, sort_keys=True),)).fetchone()
+        return row[0] if row else None
+
+    def create_study(self, spec: dict[str, Any]) -> int:
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO studies (created, spec) VALUES (?, ?)", (_now(), json.dumps(spec, sort_keys=True)))
+        return int(cur.lastrowid)
+
+    def study(self, study_id: int) -> dict[str, Any]:
+        row = self.db.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no study {study_id} in {self.path}; `mentor study --list` lists them")
+        return {"id": row["id"], "created": row["created"], "spec": json.loads(row["spec"])}
+
+    def studies(self) -> list[dict[str, Any]]:
+        return [self.study(r[0]) for r in self.db.execute("SELECT id FROM studies ORDER BY id")]
+
+    def add_study_run(self, study_id: int, teacher: str, seed: int, run_id: int) -> None:
+        self.db.execute("INSERT INTO study_runs (study_id, teacher, seed, run_id) VALUES (?, ?, ?, ?)",
+                        (study_id, teacher, seed, run_id))
+
+    def study_runs(self, study_id: int) -> dict[tuple[str, int], int]:
+        rows = self.db.execute("SELECT teacher, seed, run_id FROM study_runs WHERE study_id = ?", (study_id,))
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def studies_of_run(self, run_id: int) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT study_id FROM study_runs WHERE run_id = ? ORDER BY study_id", (run_id,))]
 
     # ---- holdout predictions -----------------------------------------------------------------
 

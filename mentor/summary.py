@@ -8,7 +8,7 @@ from rich.table import Table
 
 from mentor.store import Store
 
-STEPS = ("exam", "answer", "grade", "curriculum", "finetune", "calibrate", "evaluate")
+STEPS = ("probe", "exam", "answer", "grade", "curriculum", "finetune", "calibrate", "evaluate")
 
 
 def run_overview(store: Store, run_id: int) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def run_overview(store: Store, run_id: int) -> dict[str, Any]:
             "trained_on": (row["train"] or {}).get("examples"),
             "final_loss": (row["train"] or {}).get("final_loss"),
             "calibration": stats.get("calibration") if r else None,  # offsets fitted after fine-tuning
+            "targeting": (row["grade_detail"] or {}).get("targeting"),
             "seconds": {s: round(seconds[(r, s)], 1) for s in STEPS if (r, s) in seconds},
             "teacher": calls.get(r),
             "teacher_vetting": (row["grade_detail"] or {}).get("vetting"),
@@ -53,8 +54,9 @@ def round_table(overview: dict[str, Any]) -> Table:
                         + (f", {overview['stop_reason']}" if overview["stop_reason"] else ""))
     hosted = any(r["teacher"] for r in overview["rounds"])  # a hosted teacher's calls: tokens, cost, latency
     calibrated = any("calibrate" in r["seconds"] for r in overview["rounds"])
-    for name in ("round", "proficiency", "holdout acc", "macro-F1", "exam", "new ex.", "trained on", "loss",
-                 "s exam", "s answer", "s grade", "s finetune") + (("s calib",) if calibrated else ()) + ("s eval",) \
+    probed = any("probe" in r["seconds"] for r in overview["rounds"])
+    for name in ("round", "proficiency", "holdout acc", "macro-F1", "exam", "new ex.", "trained on", "loss") \
+            + (("s probe",) if probed else ()) + ("s exam", "s answer", "s grade", "s finetune") + (("s calib",) if calibrated else ()) + ("s eval",) \
             + (TEACHER_COLUMNS if hosted else ()):
         table.add_column(name, justify="right")
     for r in overview["rounds"]:
@@ -62,7 +64,8 @@ def round_table(overview: dict[str, Any]) -> Table:
         accepted = (r["curriculum"] or {}).get("accepted")
         table.add_row(f"{r['round']}{' *' if r['best'] else ''}", _fmt(r["proficiency"], "d"), _fmt(r["accuracy"]),
                       _fmt(r["macro_f1"]), _fmt(r["exam_questions"], "d"), _fmt(accepted, "d"), _fmt(r["trained_on"], "d"),
-                      _fmt(r["final_loss"], ".3f"), _fmt(sec.get("exam"), ".1f"), _fmt(sec.get("answer"), ".1f"),
+                      _fmt(r["final_loss"], ".3f"), *((_fmt(sec.get("probe"), ".1f"),) if probed else ()),
+                      _fmt(sec.get("exam"), ".1f"), _fmt(sec.get("answer"), ".1f"),
                       _fmt(sec.get("grade"), ".1f"), _fmt(sec.get("finetune"), ".1f"),
                       *((_fmt(sec.get("calibrate"), ".1f"),) if calibrated else ()), _fmt(sec.get("evaluate"), ".1f"),
                       *(_teacher_cells(r["teacher"]) if hosted else ()))

@@ -5,13 +5,21 @@ holdout items from the data source before the teacher gets it and passes `avoid`
 (see `Task.key`) that must not come back in an exam or a curriculum. The loop checks the teacher's output
 against the same keys again, so a teacher that ignores `avoid` still cannot contaminate a run.
 
-Specs: "reference" (offline, deterministic, uses the data source's labels as ground truth), "openai:MODEL"
-(an LLM behind any OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
+A teacher that wants to see more of the student than its exam sets `probe_size`: before each exam the loop
+scores that many unseen pool items with the current student (the `probe` step) and passes the results to
+`write_exam` and `grade` as `probed`, so the teacher can aim at the items the student gets wrong or is
+least sure of.
+
+Specs: "reference" (offline, deterministic, uses the data source's labels as ground truth; aims at single
+items, see mentor.teachers.targeting), its variants "reference:labels" (aims at labels only), "reference:margin"
+and "reference:nearest" (one item-level signal each), "random" (the control: uniform draws, ignores the
+grade), "openai:MODEL" (an LLM behind any OpenAI-compatible server; `record` keeps its raw calls, `cache=`
+reuses its replies).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from mentor.config import TeacherConfig
 from mentor.records import Example, ExamResult, Grade
@@ -26,14 +34,16 @@ class Teacher(Protocol):
     name: str
     # Whether grade() needs labelled data (the reference teacher) or can judge answers itself (an LLM).
     needs_labels: bool
+    # Unseen pool items the loop scores with the current student before each exam (0 = none).
+    probe_size: int
 
     def write_exam(self, task: Task, source: list[Example], n: int, previous: Grade | None,
-                   avoid: set[str], round_no: int) -> list[Example]:
+                   avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> list[Example]:
         """N questions with their correct answers, aimed by the previous grade when there is one."""
         ...
 
     def grade(self, task: Task, results: list[ExamResult], source: list[Example], n_new: int,
-              avoid: set[str], round_no: int) -> Grade:
+              avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> Grade:
         """Proficiency 1-10, written feedback, and n_new training examples aimed at the weaknesses."""
         ...
 
@@ -42,27 +52,44 @@ class TeacherError(ValueError):
     """A teacher spec that cannot be used."""
 
 
+REFERENCE_VARIANTS = {  # name -> the item-level signals the reference teacher uses
+    "reference": ("margin", "nearest"),
+    "reference:margin": ("margin",),
+    "reference:nearest": ("nearest",),
+    "reference:labels": (),
+}
+OFFLINE = (*REFERENCE_VARIANTS, "random")
+
+
+def _unknown(name: str) -> TeacherError:
+    return TeacherError(f"unknown teacher {name!r}: use {', '.join(OFFLINE)} or 'openai:MODEL'")
+
+
 def teacher_needs_labels(config: TeacherConfig) -> bool:
     """Whether the teacher's data source must be labelled (read off the class, before any is built)."""
-    if config.name == "reference":
-        from mentor.teachers.reference import ReferenceTeacher
-
-        return ReferenceTeacher.needs_labels
+    if config.name in OFFLINE:
+        return True
     if config.name.startswith("openai:"):
         from mentor.teachers.openai import OpenAITeacher
 
         return OpenAITeacher.needs_labels
-    raise TeacherError(f"unknown teacher {config.name!r}: use 'reference' or 'openai:MODEL'")
+    raise _unknown(config.name)
 
 
 def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None = None, **options: Any) -> Teacher:
     name = config.name
-    if name == "reference":
+    if name in REFERENCE_VARIANTS:
         from mentor.teachers.reference import ReferenceTeacher
 
-        return ReferenceTeacher(seed=seed)
+        signals = REFERENCE_VARIANTS[name]
+        return ReferenceTeacher(seed=seed, signals=signals, probe_size=config.probe if "margin" in signals else 0,
+                                explore=config.explore, name=name)
+    if name == "random":
+        from mentor.teachers.random import RandomTeacher
+
+        return RandomTeacher(seed=seed)
     if name.startswith("openai:"):
         from mentor.teachers.openai import build
 
         return build(config, seed, record=record, cache=options.get("cache"))
-    raise TeacherError(f"unknown teacher {name!r}: use 'reference' or 'openai:MODEL'")
+    raise _unknown(name)

@@ -15,7 +15,7 @@ Every request goes through `ChatClient`, which records it raw and serves repeate
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mentor import console
 from mentor.config import TeacherConfig
@@ -46,6 +46,7 @@ def build(config: TeacherConfig, seed: int, record: Callable[..., None] | None =
 
 class OpenAITeacher:
     needs_labels = False
+    probe_size = 0  # it judges from its exam and the data source, not from probes
 
     def __init__(self, client: ChatClient, config: TeacherConfig, seed: int = 0) -> None:
         self.client, self.config, self.seed = client, config, seed
@@ -55,7 +56,7 @@ class OpenAITeacher:
     # ---- step 1: the exam ------------------------------------------------------------------
 
     def write_exam(self, task: Task, source: list[Example], n: int, previous: Grade | None,
-                   avoid: set[str], round_no: int) -> list[Example]:
+                   avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> list[Example]:
         fresh = [e for e in source if task.key(e.input) not in avoid]
         vetter = Vetter(task, avoid, self.config.near_duplicate)
         pool: list[Example] = []
@@ -93,7 +94,7 @@ class OpenAITeacher:
     # ---- step 3: grade the exam, write new examples ------------------------------------------------
 
     def grade(self, task: Task, results: list[ExamResult], source: list[Example], n_new: int,
-              avoid: set[str], round_no: int) -> Grade:
+              avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> Grade:
         if not results:
             return Grade(1, "No exam questions were answered, so there is nothing to grade.", [], {})
         vetter = Vetter(task, avoid, self.config.near_duplicate)

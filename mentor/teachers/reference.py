@@ -6,7 +6,10 @@ It plays the teacher's part without an LLM so the whole loop runs on a laptop wi
 - grading compares answers exactly, turns the confusion matrix into a proficiency (1 + 9 x balanced
   accuracy) and feedback a person can read, naming the confusions and what the confused items are about;
 - the curriculum re-teaches the questions the student got wrong and adds new pool items, allocated across
-  labels by the same weakness weights (missed labels and the labels wrongly predicted in their place).
+  labels by the same weakness weights (missed labels and the labels wrongly predicted in their place);
+- within each label, items are chosen by item-level signals (mentor.teachers.targeting): the student's
+  margin on probed pool items (the exam, too, asks where it is least sure) and nearness to the exam's
+  mistakes, with a share of random exploration. `signals=()` ("reference:labels") aims by label only.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter, defaultdict
+from typing import Callable, Sequence
 
 from mentor.records import Example, ExamResult, Grade
 from mentor.tasks import Task
+from mentor.teachers import targeting
 
 UNPARSEABLE = "(unparseable)"
 _STOP = set("""a an the and or of to in on for with is are be this that it as by at from not no should
@@ -26,11 +31,17 @@ only just more most very so such any all each per via one two code value values 
 
 
 class ReferenceTeacher:
-    name = "reference"
     needs_labels = True
 
-    def __init__(self, seed: int = 0):
-        self.seed = seed
+    def __init__(self, seed: int = 0, signals: Sequence[str] = targeting.SIGNALS, probe_size: int = 0,
+                 explore: float = 0.25, name: str = "reference"):
+        unknown = set(signals) - set(targeting.SIGNALS)
+        if unknown:
+            raise ValueError(f"unknown targeting signal(s) {sorted(unknown)}; known: {', '.join(targeting.SIGNALS)}")
+        if not 0.0 <= explore <= 1.0:
+            raise ValueError(f"teacher.explore must be between 0 and 1, got {explore}")
+        self.seed, self.signals, self.explore, self.name = seed, tuple(signals), explore, name
+        self.probe_size = probe_size if "margin" in self.signals else 0
 
     def _rng(self, purpose: str, round_no: int) -> random.Random:
         return random.Random(f"{self.seed}:{purpose}:{round_no}")
@@ -38,34 +49,25 @@ class ReferenceTeacher:
     # ---- step 1: the exam ------------------------------------------------------------------
 
     def write_exam(self, task: Task, source: list[Example], n: int, previous: Grade | None,
-                   avoid: set[str], round_no: int) -> list[Example]:
+                   avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> list[Example]:
         fresh = [e for e in source if task.key(e.input) not in avoid]
         weights = (previous.detail.get("weights") if previous else None) or {}
-        return _sample_by_label(task, fresh, n, weights, self._rng("exam", round_no))
+        unsure = targeting.uncertainty(probed, task) if "margin" in self.signals else {}
+        return _sample_by_label(task, fresh, n, weights, self._rng("exam", round_no), self._arranger(task, unsure))
+
+    def _arranger(self, task: Task, priority: dict[str, float]) -> Callable[[list[Example], random.Random], None]:
+        def arrange(group: list[Example], rng: random.Random) -> None:
+            _heavier_first(group, rng)
+            targeting.arrange(task, group, priority, self.explore, rng)
+        return arrange
 
     # ---- steps 3 and 4: grade and write the curriculum -----------------------------------------
 
     def grade(self, task: Task, results: list[ExamResult], source: list[Example], n_new: int,
-              avoid: set[str], round_no: int) -> Grade:
+              avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> Grade:
         if not results:
             return Grade(1, "No exam questions were answered, so there is nothing to grade.", [], {})
-        confusion: dict[str, Counter] = defaultdict(Counter)
-        wrong_by_pair: dict[tuple[str, str], list[Example]] = defaultdict(list)
-        for result in results:
-            truth = _label(task, result.question.output)
-            said = _label(task, result.answer.parsed) if result.answer.parsed else UNPARSEABLE
-            if not task.label_field:
-                said = truth if result.correct else "wrong"
-            confusion[truth][said] += 1
-            if not result.correct:
-                wrong_by_pair[(truth, said)].append(result.question)
-        labels = list(task.labels) or sorted(confusion)
-        recall = {lab: confusion[lab][lab] / sum(confusion[lab].values()) for lab in labels if confusion[lab]}
-        balanced = sum(recall.values()) / len(recall)
-        proficiency = max(1, min(10, 1 + round(9 * balanced)))
-        correct = sum(r.correct for r in results)
-        weights = _weakness_weights(labels, confusion)
-        feedback = _feedback(task, results, source, correct, recall, confusion, wrong_by_pair, proficiency)
+        proficiency, feedback, detail = assess(task, results, source)
 
         # Re-teach the missed questions first (the student has seen them, the holdout never), then new items.
         rng = self._rng("curriculum", round_no)
@@ -74,11 +76,38 @@ class ReferenceTeacher:
         dataset = missed[:n_new]
         taken = avoid | {task.key(e.input) for e in dataset} | {task.key(r.question.input) for r in results}
         extra = [e for e in source if task.key(e.input) not in taken]
-        dataset += _sample_by_label(task, extra, n_new - len(dataset), weights, rng)
+        priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
+                                                 missed, self.signals)
+        dataset += _sample_by_label(task, extra, n_new - len(dataset), detail["weights"], rng, self._arranger(task, priority))
         dataset = [Example(e.input, e.output, source=f"teacher:{e.source or 'pool'}", meta=e.meta) for e in dataset]
-        detail = {"confusion": {t: dict(c) for t, c in confusion.items()}, "recall": recall, "weights": weights,
-                  "correct": correct, "n": len(results)}
+        detail["targeting"] = {"signals": list(self.signals), "probed": len(probed), "ranked": len(priority),
+                               "explore": self.explore}
         return Grade(proficiency, feedback, dataset, detail)
+
+
+def assess(task: Task, results: list[ExamResult], source: list[Example]) -> tuple[int, str, dict]:
+    """(proficiency 1-10, feedback, detail) for graded exam results: what every offline teacher reports.
+    Proficiency is 1 + 9 x balanced accuracy; detail holds the confusion, recall and weakness weights."""
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    wrong_by_pair: dict[tuple[str, str], list[Example]] = defaultdict(list)
+    for result in results:
+        truth = _label(task, result.question.output)
+        said = _label(task, result.answer.parsed) if result.answer.parsed else UNPARSEABLE
+        if not task.label_field:
+            said = truth if result.correct else "wrong"
+        confusion[truth][said] += 1
+        if not result.correct:
+            wrong_by_pair[(truth, said)].append(result.question)
+    labels = list(task.labels) or sorted(confusion)
+    recall = {lab: confusion[lab][lab] / sum(confusion[lab].values()) for lab in labels if confusion[lab]}
+    balanced = sum(recall.values()) / len(recall)
+    proficiency = max(1, min(10, 1 + round(9 * balanced)))
+    correct = sum(r.correct for r in results)
+    weights = _weakness_weights(labels, confusion)
+    feedback = _feedback(task, results, source, correct, recall, confusion, wrong_by_pair, proficiency)
+    detail = {"confusion": {t: dict(c) for t, c in confusion.items()}, "recall": recall, "weights": weights,
+              "correct": correct, "n": len(results)}
+    return proficiency, feedback, detail
 
 
 def _label(task: Task, output: dict[str, str] | None) -> str:
@@ -101,18 +130,25 @@ def _weakness_weights(labels: list[str], confusion: dict[str, Counter]) -> dict[
     return weights
 
 
-def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str, float], rng: random.Random) -> list[Example]:
-    """n items, spread across labels in proportion to `weights` (equal when empty), topped up from the rest."""
+def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str, float], rng: random.Random,
+                     arrange: Callable[[list[Example], random.Random], None] | None = None) -> list[Example]:
+    """n items, spread across labels in proportion to `weights` (equal when empty), topped up from the rest.
+    Within a label the first items of its shuffled group are taken; `arrange` reorders a group first
+    (default: items carrying a feedback weight tend to come first)."""
     if n <= 0 or not items:
         return []
+    arrange = arrange or _heavier_first
     if not task.label_field:
-        return rng.sample(items, min(n, len(items)))
+        group = list(items)
+        rng.shuffle(group)
+        arrange(group, rng)
+        return group[:n]
     by_label: dict[str, list[Example]] = defaultdict(list)
     for item in items:
         by_label[item.output[task.label_field]].append(item)
     for group in by_label.values():
         rng.shuffle(group)
-        _heavier_first(group, rng)
+        arrange(group, rng)
     weight = {lab: weights.get(lab, 1.0) for lab in task.labels if by_label[lab]}
     total = sum(weight.values())
     quota = {lab: int(n * w / total) for lab, w in weight.items()}

@@ -1,0 +1,113 @@
+"""Item-level targeting: which pool items the reference teacher examines and teaches next.
+
+Label-level targeting (more examples of the labels the student misses) cannot tell an item the student
+already gets right from one it does not. Two item-level signals can:
+- margin: the current student's answers on probed pool items (the loop's `probe` step). An item's margin
+  is p(correct label) minus the highest other label's probability: negative when the student gets it
+  wrong, near zero when it is unsure. Unsure items come first, wrong ones before right ones at the same
+  distance from the boundary; confidently wrong items come after the unsure ones, because in third-party
+  data they are as often label noise as lessons.
+- nearest: TF-IDF cosine similarity to the exam's mistakes of the same label (items like the ones the
+  student just got wrong). It needs no probe.
+Within each label a share `explore` of the picks is drawn at random from the whole group, and targeted
+picks never share a review text (the same rule in several languages would otherwise fill a label's quota).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from mentor.records import Example, ExamResult
+from mentor.tasks import Task, normalise_text
+
+SIGNALS = ("margin", "nearest")
+WRONG_BONUS = 0.25  # how much closer to the front a wrong answer is than a right one at the same margin
+NEAREST_WEIGHT = 0.5  # how much a similarity of 1.0 to a mistake moves an item forward, against the margin
+
+
+def margin(result: ExamResult, task: Task) -> float | None:
+    """p(correct label) minus the best other label's p, from the answer's probabilities (None without them)."""
+    probs = result.answer.probs
+    truth = result.question.output.get(task.label_field or "")
+    if not probs or truth not in probs or len(probs) < 2:
+        return None
+    return probs[truth] - max(p for label, p in probs.items() if label != truth)
+
+
+def uncertainty(probed: Sequence[ExamResult], task: Task) -> dict[str, float]:
+    """Exam priority (lower first) per probed item's key: how close the student is to the decision boundary."""
+    out = {}
+    for result in probed:
+        m = margin(result, task)
+        if m is not None:
+            out[task.key(result.question.input)] = abs(m)
+    return out
+
+
+def curriculum_priority(task: Task, candidates: Sequence[Example], probed: Sequence[ExamResult],
+                        mistakes: Sequence[Example], signals: Sequence[str]) -> dict[str, float]:
+    """Curriculum priority (lower first) per candidate key; candidates no signal covers get none (random)."""
+    out: dict[str, float] = {}
+    if "margin" in signals and probed:
+        for result in probed:
+            m = margin(result, task)
+            if m is not None:
+                out[task.key(result.question.input)] = abs(m) - (WRONG_BONUS if m < 0 else 0.0)
+    if "nearest" in signals and mistakes:
+        # With margins, nearness re-ranks the probed items; alone, it ranks every candidate.
+        ranked = [e for e in candidates if task.key(e.input) in out] if out else list(candidates)
+        similarity = nearest_mistake_similarity(task, ranked, mistakes)
+        for example, sim in zip(ranked, similarity):
+            key = task.key(example.input)
+            out[key] = out[key] - NEAREST_WEIGHT * sim if key in out else 1.0 - sim
+    return out
+
+
+def nearest_mistake_similarity(task: Task, candidates: Sequence[Example], mistakes: Sequence[Example]) -> list[float]:
+    """Per candidate: the highest TF-IDF cosine similarity to a mistake with the same correct label (to any
+    mistake when the task has no labels)."""
+    if not candidates or not mistakes:
+        return [0.0] * len(candidates)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def text(example: Example) -> str:
+        return "\n".join(str(example.input.get(name, "")) for name in task.input_fields)
+
+    vectors = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b[\w.]+\b").fit_transform(
+        [text(e) for e in candidates] + [text(e) for e in mistakes])
+    cand, miss = vectors[:len(candidates)], vectors[len(candidates):]
+    sims = (cand @ miss.T).toarray()  # rows are L2-normalised, so the dot product is the cosine
+    label = task.label_field
+    out = []
+    for i, example in enumerate(candidates):
+        same = [j for j, m in enumerate(mistakes) if not label or m.output.get(label) == example.output.get(label)]
+        out.append(float(sims[i, same].max()) if same else 0.0)
+    return out
+
+
+def arrange(task: Task, group: list[Example], priority: dict[str, float], explore: float, rng: random.Random) -> None:
+    """Reorder one label's items in place so that any prefix holds about (1 - explore) targeted picks
+    (by priority, one per review text) and explore random ones (in the group's existing order)."""
+    if not priority:
+        return
+    targeted = sorted((e for e in group if task.key(e.input) in priority), key=lambda e: priority[task.key(e.input)])
+    reviews: set[str] = set()
+    distinct = []
+    for example in targeted:
+        review = normalise_text(str(example.input.get(task.input_fields[-1], "")))
+        if review not in reviews:
+            distinct.append(example)
+            reviews.add(review)
+    first = set(map(id, distinct))
+    others = [e for e in group if id(e) not in first]  # random order, repeats of a review included
+    out: list[Example] = []
+    explored = 0
+    while distinct or others:
+        want_random = explored < explore * (len(out) + 1) or not distinct
+        if want_random and others:
+            out.append(others.pop(0))
+            explored += 1
+        else:
+            out.append(distinct.pop(0))
+    group[:] = out
