@@ -171,7 +171,7 @@ def _run_id(store, ref: str) -> int:
 
 
 # Commands that live in their own modules register themselves on `app` when imported (one line each).
-COMMAND_MODULES: list[str] = ["mentor.commands_review", "mentor.commands_eval", "mentor.commands_train"]
+COMMAND_MODULES: list[str] = ["mentor.commands_review", "mentor.commands_eval", "mentor.commands_train", "mentor.commands_study"]
 
 
 def main() -> None:

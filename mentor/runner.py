@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from mentor import console, feedback
 from mentor.calibration import split_off
@@ -53,7 +53,9 @@ def configure(path: str | Path | None, overrides: list[str], home: str | Path | 
     return load_config(path, [*overrides, f"recipe={chosen}"])
 
 
-def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, Any]:
+def start_run(config: RunConfig, home: str | Path | None = None,
+              on_create: Callable[[Store, int], None] | None = None) -> dict[str, Any]:
+    """`on_create(store, run_id)` writes in the transaction that records the run (a study tags its runs so)."""
     task = get_task(config.task)
     pool, holdout, stats = _load_data(config, task, home)
     pool, calibration_set, calibration_stats = _calibration_split(config, task, pool)
@@ -61,6 +63,8 @@ def start_run(config: RunConfig, home: str | Path | None = None) -> dict[str, An
     try:
         with store.transaction():
             run_id = store.create_run(task.name, to_dict(config))
+            if on_create:
+                on_create(store, run_id)
             store.update_round(run_id, 0, stats={"pool": len(pool), "holdout": len(holdout),
                                                  "pool_excluded_as_holdout": stats["pool_in_holdout"], **calibration_stats})
         console.log(f"run {run_id}: task {task.name}, pool {len(pool)} items "
@@ -102,6 +106,12 @@ def _go(store: Store, run_id: int, config: RunConfig, task: Task, pool: list, ho
                        holdout_keys={task.key(e.input) for e in holdout + calibration_set}, teacher=teacher,
                        student=student, home=home_dir(home).resolve(), calibration=calibration_set)
     return run_loop(store, inputs)
+
+
+def holdout_of(config: RunConfig, task: Task, home: str | Path | None = None, until: str | None = None) -> list:
+    """The holdout items a run with this config scores each round, in the order of its stored predictions."""
+    _, holdout, _ = _load_data(config, task, home, until)
+    return stratified_sample(task, holdout, config.data.holdout_limit, HOLDOUT_SEED)
 
 
 def calibration_set(config: RunConfig, task: Task, home: str | Path | None = None, until: str | None = None) -> list:

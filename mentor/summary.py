@@ -159,3 +159,51 @@ def comparison_table(result: dict[str, Any]) -> list[Table]:
             diff.add_row(s["system"], f"{v['macro_f1_diff']:+.3f} [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]", f"{v['share_higher']:.0%}")
         tables.append(diff)
     return tables
+
+
+def study_tables(study: dict[str, Any]) -> list[Table]:
+    """`mentor study`: learning curves per teacher, paired differences with the control, examples to reach it."""
+    teachers = list(study["curves"])
+    curves = Table(title=f"study {study['study']} ({study['task']}): holdout macro-F1 (n={study['holdout']}) against "
+                         "examples trained", caption="mean \\[min, max] over seeds; TF-IDF: logistic regression on the "
+                                                      "same curricula, mean over seeds")
+    curves.add_column("round", justify="right")
+    for teacher in teachers:
+        curves.add_column(f"{teacher}: examples", justify="right")
+        curves.add_column(f"{teacher}: student", justify="right")
+        curves.add_column(f"{teacher}: TF-IDF", justify="right")
+    depth = max((len(c) for c in study["curves"].values()), default=0)
+    for k in range(depth):
+        cells = []
+        for teacher in teachers:
+            curve = study["curves"][teacher]
+            if k >= len(curve):
+                cells += ["-", "-", "-"]
+                continue
+            p = curve[k]
+            cells += [f"{p['examples']:.0f}", f"{p['mean']:.3f} [{p['min']:.2f}, {p['max']:.2f}]", _fmt(p["tfidf_mean"])]
+        curves.add_row(str(k), *cells)
+    tables = [curves]
+    if study["paired"]:
+        paired = Table(title=f"against {study['control']} at equal examples, paired on the same holdout items",
+                       caption="difference of macro-F1, mean over seeds \\[95% bootstrap interval over items]; ahead in: "
+                               "share of resamples where the teacher scores higher")
+        for name in ("teacher", "round", "examples", "difference", "ahead in", "seeds"):
+            paired.add_column(name, justify="left" if name == "teacher" else "right")
+        for teacher, rows in study["paired"].items():
+            for row in rows:
+                paired.add_row(teacher, str(row["round"]), f"{row['examples']:.0f}",
+                               f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]", f"{row['share_higher']:.0%}",
+                               str(row["seeds"]))
+        tables.append(paired)
+    if study["control_final"] is not None:
+        reach = Table(title=f"examples needed to reach {study['control']}'s final mean macro-F1 ({study['control_final']:.3f})")
+        reach.add_column("teacher")
+        reach.add_column("examples", justify="right")
+        reach.add_column("share of the control's", justify="right")
+        control_examples = (study["curves"][study["control"]] or [{}])[-1].get("examples")
+        for teacher, needed in study["examples_to_reach"].items():
+            share = f"{needed / control_examples:.0%}" if needed is not None and control_examples else "-"
+            reach.add_row(teacher, "not reached" if needed is None else f"{needed:.0f}", share)
+        tables.append(reach)
+    return tables

@@ -73,6 +73,7 @@ KILLER = textwrap.dedent("""
     from mentor.students.scripted import ScriptedStudent
 
     step, round_no = sys.argv[1], int(sys.argv[2])
+    order = sys.argv[3].split(",")  # the steps that call answer(), in a round's order (round 0 only evaluates)
     calls = {"answer": 0, "finetune": 0}
 
     class KilledMidStep:
@@ -84,13 +85,7 @@ KILLER = textwrap.dedent("""
             self.inner.use_adapter(path)
         def answer(self, task, inputs, progress=None):
             calls["answer"] += 1
-            # answer() runs for the holdout (evaluate) and the exam, in that order from round 1 on.
-            if step == "answer" and calls["answer"] == 2 * round_no:
-                os.kill(os.getpid(), signal.SIGKILL)
-            if step == "evaluate" and calls["answer"] == 2 * round_no + 1:
-                os.kill(os.getpid(), signal.SIGKILL)
-            # With a calibration set each round answers the exam, the calibration set, then the holdout.
-            if step == "calibrate" and calls["answer"] == 3 * round_no:
+            if step in order and calls["answer"] == 1 + (round_no - 1) * len(order) + order.index(step) + 1:
                 os.kill(os.getpid(), signal.SIGKILL)
             return self.inner.answer(task, inputs, progress)
         def finetune(self, task, examples, out_dir, progress=None):
@@ -101,7 +96,7 @@ KILLER = textwrap.dedent("""
             return report
 
     runner.make_student = lambda config, seed: KilledMidStep()
-    runner.start_run(load_config(overrides=sys.argv[3:]))
+    runner.start_run(load_config(overrides=sys.argv[4:]))
 """)
 
 
@@ -109,7 +104,7 @@ def _dump(db_path):
     db = sqlite3.connect(db_path)
     tables = {}
     for table, order in [("exam", "round, idx"), ("curriculum", "round, idx"), ("predictions", "round, idx"),
-                         ("rounds", "round"), ("steps", "round, step")]:
+                         ("probes", "round, idx"), ("rounds", "round"), ("steps", "round, step")]:
         rows = db.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
         if table == "steps":
             rows = [r[:3] for r in rows]  # timings differ between runs
@@ -121,7 +116,7 @@ def _dump(db_path):
     return tables
 
 
-@pytest.mark.parametrize("step, round_no", [("answer", 1), ("finetune", 2), ("evaluate", 2), ("calibrate", 2)])
+@pytest.mark.parametrize("step, round_no", [("probe", 1), ("answer", 1), ("finetune", 2), ("evaluate", 2), ("calibrate", 2)])
 def test_kill_minus_9_mid_round_resumes_with_the_same_rows(tmp_path, data_files, monkeypatch, step, round_no):
     pool, hold = data_files
     overrides = _overrides(pool, hold, *(["loop.calibration=20"] if step == "calibrate" else []))
@@ -131,7 +126,8 @@ def test_kill_minus_9_mid_round_resumes_with_the_same_rows(tmp_path, data_files,
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     env = {**os.environ, "MENTOR_HOME": str(killed_home), "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, str(script), step, str(round_no), *overrides], env=env,
+    order = ["probe", "answer"] + (["calibrate"] if step == "calibrate" else []) + ["evaluate"]
+    proc = subprocess.run([sys.executable, str(script), step, str(round_no), ",".join(order), *overrides], env=env,
                           cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert open_store(killed_home).run(1)["status"] == "running"

@@ -157,3 +157,30 @@ def stacked_chart(per_round: dict[int, dict[str, float]], title: str, ylabel: st
 
 def _short(path: str, limit: int = 60) -> str:
     return path if len(path) <= limit else "..." + path[-(limit - 3):]
+
+
+def learning_curves_chart(study: dict[str, Any]) -> bytes:
+    """Holdout macro-F1 against examples trained, per teacher: the mean over seeds with its min-max band,
+    and TF-IDF + logistic regression trained on the same curricula (dashed)."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, (teacher, curve) in enumerate(study["curves"].items()):
+        if not curve:
+            continue
+        colour = PALETTE[i % len(PALETTE)]
+        xs = [p["examples"] for p in curve]
+        seeds = max(p["seeds"] for p in curve)
+        ax.plot(xs, [p["mean"] for p in curve], marker="o", color=colour, label=f"{teacher} (student, {seeds} seed(s))")
+        ax.fill_between(xs, [p["min"] for p in curve], [p["max"] for p in curve], color=colour, alpha=0.15)
+        tf = [(p["examples"], p["tfidf_mean"]) for p in curve if p["tfidf_mean"] is not None]
+        if tf:
+            ax.plot(*zip(*tf), linestyle="--", marker="x", color=colour, alpha=0.8, label=f"{teacher} (TF-IDF, same curricula)")
+    if study.get("control_final") is not None:
+        ax.axhline(study["control_final"], color="#7f7f7f", linestyle=":", linewidth=1,
+                   label=f"{study['control']}'s final mean")
+    ax.set_xlabel("curriculum examples trained on")
+    ax.set_ylabel(f"holdout macro-F1 (n={study['holdout']})")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"Study {study['study']}: learning curves (band: min-max over seeds)")
+    return _png(fig)

@@ -87,8 +87,9 @@ def nearest_mistake_similarity(task: Task, candidates: Sequence[Example], mistak
 
 
 def arrange(task: Task, group: list[Example], priority: dict[str, float], explore: float, rng: random.Random) -> None:
-    """Reorder one label's items in place so that any prefix holds about (1 - explore) targeted picks
-    (by priority, one per review text) and explore random ones (in the group's existing order)."""
+    """Reorder one label's items in place so that any prefix holds about (1 - explore) targeted picks (by
+    priority, one per review text) and `explore` random ones (the next not yet taken in the group's order,
+    which the caller has shuffled)."""
     if not priority:
         return
     targeted = sorted((e for e in group if task.key(e.input) in priority), key=lambda e: priority[task.key(e.input)])
@@ -99,15 +100,21 @@ def arrange(task: Task, group: list[Example], priority: dict[str, float], explor
         if review not in reviews:
             distinct.append(example)
             reviews.add(review)
-    first = set(map(id, distinct))
-    others = [e for e in group if id(e) not in first]  # random order, repeats of a review included
     out: list[Example] = []
-    explored = 0
-    while distinct or others:
-        want_random = explored < explore * (len(out) + 1) or not distinct
-        if want_random and others:
-            out.append(others.pop(0))
+    taken: set[int] = set()
+    explored = next_targeted = next_random = 0
+    while len(out) < len(group):
+        pick = None
+        if explored >= explore * (len(out) + 1):
+            while next_targeted < len(distinct) and id(distinct[next_targeted]) in taken:
+                next_targeted += 1
+            if next_targeted < len(distinct):
+                pick = distinct[next_targeted]
+        if pick is None:  # exploring, or no targeted item left
+            while id(group[next_random]) in taken:
+                next_random += 1
+            pick = group[next_random]
             explored += 1
-        else:
-            out.append(distinct.pop(0))
+        out.append(pick)
+        taken.add(id(pick))
     group[:] = out
