@@ -25,7 +25,7 @@ from mentor.students import StudentError
 from mentor.tasks import TaskError
 from mentor.teachers import TeacherError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="Fine-tune small models with a teacher-student loop; rate code-review findings.")
 # CI logs and pipes get a wide console, so tables are not squeezed to 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -33,6 +33,23 @@ USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, Stud
                LLMError)
 
 HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the store and adapters [default: ./.mentor]")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"mentor {version('mentor')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("mentor (not installed: run `pip install -e .`)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print mentor's version and exit")) -> None:
+    """Fine-tune small models with a teacher-student loop; rate code-review findings."""
 
 
 @app.command()
@@ -112,6 +129,12 @@ def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
             out.print(f"\n[bold]round {r['round']}[/] teacher: {r['feedback']}", highlight=False)
             out.print(f"  curriculum: {cur.get('accepted', 0)} accepted, {cur.get('excluded', 0)} excluded (holdout), "
                       f"{cur.get('duplicate', 0)} duplicate, {cur.get('invalid', 0)} invalid", highlight=False)
+            if aim := r["targeting"]:
+                how = "drawn at random (the control)" if aim.get("random") else (
+                    f"aimed by {' and '.join(aim['signals']) or 'label only'}"
+                    + (f" ({aim['probed']} pool items probed in {r['seconds'].get('probe', 0):.0f} s)" if aim.get("probed") else "")
+                    + f", {aim['explore']:.0%} explored at random")
+                out.print(f"  targeting: {how}", highlight=False)
         if fit := r["calibration"]:
             offsets = ", ".join(f"{label} {value:+.1f}" for label, value in fit["offsets"].items())
             out.print(f"  calibration: macro-F1 on {fit['items']} calibration items {fit['macro_f1_before']:.3f} -> "
@@ -192,10 +215,37 @@ def main() -> None:
         sys.exit(130)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
-    except Exception as err:  # click's usage errors
-        import click
+    except Exception as err:  # usage errors: from click, or from the copy of click that typer bundles
+        if not _is_click_error(err):
+            raise
+        _usage_error(err)
 
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
+
+def _is_click_error(err: Exception) -> bool:
+    import click
+
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:  # a typer that uses click itself
+        TyperClickException = click.ClickException
+    return isinstance(err, (click.ClickException, TyperClickException))
+
+
+def _usage_error(err) -> None:  # noqa: ANN001 - a click exception of either origin
+    """Two lines on stderr (what was wrong, where help is) and exit 2: a typo must not look like a failed
+    `review --fail-on` gate, which exits 1."""
+    import difflib
+
+    message = err.format_message()
+    ctx = getattr(err, "ctx", None)
+    where = ctx.command_path if ctx is not None else "mentor"
+    if message.startswith("No such command") and "Did you mean" not in message:
+        name = message.split("'")[1] if "'" in message else ""
+        commands = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+        commands += [g.name for g in app.registered_groups if g.name]
+        close = difflib.get_close_matches(name, commands, n=1)
+        message += f" Did you mean '{close[0]}'?" if close else f" Commands: {', '.join(sorted(commands))}."
+    console = Console(stderr=True)
+    console.print(f"[red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"see '{escape(where)} -h'", highlight=False)
+    sys.exit(2 if getattr(err, "exit_code", 2) in (1, 2) else err.exit_code)

@@ -133,3 +133,16 @@ def test_study_command_prints_curves_and_pairs_and_shows_a_stored_study(spec, ho
     assert shown.exit_code == 0 and json.loads(shown.stdout)["study"] == 1
     assert len(open_store().runs()) == 2
     assert np.isfinite(json.loads(shown.stdout)["control_final"])
+
+
+def test_the_report_of_a_study_run_shows_its_learning_curves(spec, home):
+    from mentor.report import build_report
+
+    one_seed = StudySpec(teachers=spec.teachers, seeds=(0,), overrides=spec.overrides)
+    study_id = run_study(one_seed)
+    store = open_store()
+    run_id = store.study_runs(study_id)[("reference", 0)]
+    path = build_report(store, run_id, home / "report")
+    html = path.read_text()
+    assert f"Study {study_id}: learning curves of reference, random" in html and "against random" in html
+    assert (home / "report" / f"study-{study_id}.png").is_file()

@@ -2,8 +2,8 @@
 
 It shows what the store holds: per-round holdout scores and proficiency, confusion matrices of round 0
 and the best round, the latest `mentor eval` comparison, the explanation preferences from `mentor judge`,
-the curriculum per round by class and source, the teacher's feedback, and tokens, cost and time. A
-section whose data is missing says which command fills it. matplotlib is imported only here.
+the curriculum per round by class and source, the teacher's feedback, tokens, cost and time, and the learning curves of every `mentor study` the
+run belongs to. A section whose data is missing says which command fills it. matplotlib is imported only here.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def build_report(store: Store, run_id: int, out_dir: Path) -> Path:
 
     run = data["run"]
     sections = [_progress(data, chart), _confusion(data, chart), _models(data, run_id, chart), _preference(data, run_id, chart),
-                _curriculum(data, chart), _feedback(data), _costs(data, chart)]
+                _curriculum(data, chart), _feedback(data), _costs(data, chart), *_studies(store, run_id, chart)]
     config = run["config"]
     stats = data["overview"]["stats"] or {}
     header = (f"<h1>mentor run {run['id']}: {esc(run['task'])}</h1>"
@@ -166,3 +166,26 @@ def _costs(data: dict[str, Any], chart) -> str:
                    table(head, rows),
                    note(f"{total:.1f} s of recorded step time in all. Teacher columns are empty for the offline reference "
                         "teacher, which makes no model calls."))
+
+
+def _studies(store: Store, run_id: int, chart) -> list[str]:
+    """The learning curves of each study this run is part of (`mentor study`)."""
+    from mentor.study import analyse
+
+    out = []
+    for study_id in store.studies_of_run(run_id):
+        study = analyse(store, study_id, home=store.path.parent)
+        rows = [[esc(teacher), num(p["examples"], ".0f"), f"{num(p['mean'])} [{num(p['min'], '.2f')}, {num(p['max'], '.2f')}]",
+                 num(p["tfidf_mean"])] for teacher, curve in study["curves"].items() for p in curve]
+        paired = [[esc(teacher), num(row["examples"], ".0f"), f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]",
+                   f"{row['share_higher']:.0%}"] for teacher, rows_ in study["paired"].items() for row in rows_]
+        out.append(section(f"study-{study_id}", f"Study {study_id}: learning curves of {', '.join(study['curves'])}",
+                           chart(f"study-{study_id}.png", charts.learning_curves_chart(study),
+                                 "holdout macro-F1 against curriculum examples per teacher"),
+                           table(["teacher", "examples", "student macro-F1, mean [min, max] over seeds", "TF-IDF, same curricula"],
+                                 rows, text_columns={0}),
+                           table([f"teacher against {study['control']}", "examples", "paired difference [95% interval]",
+                                  "ahead in"], paired, text_columns={0}) if paired else "",
+                           note(f"This run is one of {len(study['runs'])} in study {study_id} (<code>mentor study --show "
+                                f"{study_id}</code>); every run of a study is scored on the same {study['holdout']} holdout items.")))
+    return out
