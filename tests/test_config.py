@@ -81,3 +81,27 @@ def test_recipe_auto_follows_the_size_of_the_data_source(tmp_path):
     assert configure(None, [f"data.pool={small}", f"data.holdout={holdout}"], tmp_path).recipe == "none"
     kept = configure(None, [f"data.pool={big}", f"data.holdout={holdout}", "recipe=none", "loop.rounds=5"], tmp_path)
     assert kept == RunConfig(recipe="none", data=kept.data, loop=dataclasses.replace(RunConfig().loop, rounds=5))
+
+
+@pytest.mark.parametrize("override, says", [
+    ("loop.metric=f1", "'loop.metric' is 'f1'; choose one of macro_f1, accuracy"),
+    ("student.micro_batch_size=0", "'student.micro_batch_size' is 0; it must be at least 1"),
+    ("student.learning_rate=0", "'student.learning_rate' is 0.0; it must be more than 0"),
+    ("student.dtype=fp8", "'student.dtype' is 'fp8'; choose one of auto, float32, bfloat16, float16"),
+    ("teacher.explore=1.5", "'teacher.explore' is 1.5; it must be at most 1"),
+    ("teacher.probe=-1", "'teacher.probe' is -1; it must be at least 0"),
+    ("loop.patience=0", "'loop.patience' is 0; it must be at least 1"),
+    ("student.lora.rank=0", "'student.lora.rank' is 0; it must be at least 1"),
+])
+def test_out_of_range_values_are_refused_before_a_run_is_recorded(override, says, tmp_path, home):
+    from mentor.runner import configure, open_store
+
+    with pytest.raises(ConfigError) as err:
+        configure(None, [override], home)
+    assert says in str(err.value)
+    assert not (home / "mentor.db").exists() or not open_store(home).runs()
+
+
+def test_every_bad_value_is_listed_at_once():
+    with pytest.raises(ConfigError, match="2 bad value"):
+        load_config(overrides=["loop.metric=f1", "student.threads=-2"])
