@@ -120,7 +120,7 @@ def feedback_add(
             code = Path(code[1:]).read_text(encoding="utf-8")
         item = feedback.check(feedback.Feedback(code=code, review=review_text, verdict=verdict,
                                                 predicted=_level(predicted, "--predicted"), comment=comment))
-    store = open_store(home)
+    store = open_store(home, create=True)
     number = feedback.add(store, item)
     what = "agreed" if item.verdict == "agree" else f"{item.predicted or '?'} -> {item.severity}"
     out.print(f"feedback {number} stored ({what}); `mentor run --data feedback` trains on it", highlight=False)

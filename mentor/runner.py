@@ -36,8 +36,14 @@ def home_dir(home: str | Path | None = None) -> Path:
     return Path(home or os.environ.get("MENTOR_HOME") or ".mentor")
 
 
-def open_store(home: str | Path | None = None) -> Store:
-    return Store(home_dir(home) / "mentor.db")
+def open_store(home: str | Path | None = None, create: bool = False) -> Store:
+    """The store under `home`. Only commands that record something create it (`create=True`): a command that
+    only reads, pointed at the wrong folder, says so instead of leaving an empty store behind."""
+    path = home_dir(home) / "mentor.db"
+    if not create and not path.is_file():
+        raise StoreError(f"no mentor store at {path}: nothing has run here yet. Start with `mentor run`, or point "
+                         f"--home (or MENTOR_HOME) at the folder that holds mentor.db")
+    return Store(path)
 
 
 def configure(path: str | Path | None, overrides: list[str], home: str | Path | None = None) -> RunConfig:
@@ -59,7 +65,7 @@ def start_run(config: RunConfig, home: str | Path | None = None,
     task = get_task(config.task)
     pool, holdout, stats = _load_data(config, task, home)
     pool, calibration_set, calibration_stats = _calibration_split(config, task, pool)
-    store = open_store(home)
+    store = open_store(home, create=True)
     try:
         with store.transaction():
             run_id = store.create_run(task.name, to_dict(config))

@@ -62,7 +62,7 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
     spec.check()
     for teacher in spec.teachers:  # an unknown teacher fails here, before any run is written
         make_teacher(load_config(overrides=[f"teacher.name={teacher}"]).teacher, 0)
-    store = open_store(home)
+    store = open_store(home, create=True)
     key = asdict(spec)
     study_id = store.find_study(key) or store.create_study(key)
     for seed in spec.seeds:

@@ -62,7 +62,12 @@ class RunContext:
 
 def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None = None,
                 student: str | None = None) -> RunContext:
-    store = open_store(home)
+    try:
+        store = open_store(home)
+    except StoreError:
+        if need_run:
+            raise
+        store = Store(":memory:")  # the untuned model or an adapter folder needs no runs: write nothing to disk
     config, run_id = RunConfig(), None
     try:
         run_id = store.latest_run_id() if run_ref == "latest" else int(run_ref)

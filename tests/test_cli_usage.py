@@ -37,3 +37,10 @@ def test_version_and_short_help(tmp_path):
     for args in (["-h"], ["study", "-h"]):
         shown = _mentor(*args, cwd=tmp_path)
         assert shown.returncode == 0 and "Usage" in shown.stdout
+
+
+@pytest.mark.parametrize("args", [["show"], ["runs"], ["report"], ["study", "--show", "1"], ["eval", "--data", "x.jsonl"]])
+def test_read_only_commands_never_create_a_store(tmp_path, args):
+    proc = _mentor(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and "no mentor store at" in proc.stderr, proc.stderr
+    assert not (tmp_path / "home").exists()

@@ -25,7 +25,7 @@ TRAIN = [Example({"code": f"x = {i}", "review": "the name x is unclear"}, {"issu
 
 def finished_run(model: str, adapter: Path | None, best: int = 1) -> int:
     """A run in the store whose best round saved `adapter` (what `mentor run` leaves behind)."""
-    store = open_store()
+    store = open_store(create=True)
     config = RunConfig(student=StudentConfig(**{**CONFIG.__dict__, "model": model}))
     run_id = store.create_run("severity", to_dict(config))
     store.update_round(run_id, 0, metrics={"macro_f1": 0.1})

@@ -47,7 +47,7 @@ def test_bad_feedback_is_refused_with_the_reason(item, message):
 
 
 def test_stored_feedback_becomes_weighted_examples(home):
-    store = open_store()
+    store = open_store(create=True)
     give(store, n_per_label=1, corrected=1)
     items = feedback.examples(store, EXPLAIN)
     assert len(items) == 4
@@ -60,7 +60,7 @@ def test_stored_feedback_becomes_weighted_examples(home):
 
 
 def test_a_later_verdict_on_the_same_finding_wins(home):
-    store = open_store()
+    store = open_store(create=True)
     feedback.add(store, Feedback("x = 1", "rename x", "minor", predicted="trivial"))
     feedback.add(store, Feedback("x = 1", "rename x", "agree", predicted="trivial"))
     items = feedback.examples(store, SEVERITY)
@@ -68,7 +68,7 @@ def test_a_later_verdict_on_the_same_finding_wins(home):
 
 
 def test_export_round_trips_through_the_data_loader(home, tmp_path):
-    store = open_store()
+    store = open_store(create=True)
     give(store, n_per_label=1, corrected=2)
     text, count = feedback.export_jsonl(store)
     path = tmp_path / "fb.jsonl"
@@ -126,7 +126,7 @@ def overrides(holdout: Path, data: str) -> list[str]:
 
 def test_run_trains_on_feedback(home, data_files):
     _, holdout = data_files
-    store = open_store()
+    store = open_store(create=True)
     items = give(store, n_per_label=2, corrected=1)
     result = start_run(load_config(None, overrides(holdout, "feedback")))
     run_id, fixed = result["run_id"], items[0]
@@ -144,7 +144,7 @@ def test_run_trains_on_feedback(home, data_files):
 
 def test_run_merges_feedback_with_a_file(home, data_files, tmp_path):
     _, holdout = data_files
-    give(open_store(), n_per_label=1, corrected=0)
+    give(open_store(create=True), n_per_label=1, corrected=0)
     more = write_jsonl(tmp_path / "more.jsonl", make_examples(3, "more"))
     result = start_run(load_config(None, overrides(holdout, f"feedback+{more}")))
     stats = open_store().rounds(result["run_id"])[0]["stats"]

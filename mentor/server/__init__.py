@@ -43,7 +43,7 @@ def build_server(models: dict[str, str], home: str | None = None, run_ref: str =
             raise ReviewError(f"--model {name}={spec}: serve exposes the local student and its adapters, not {target.kind} systems")
         switches[name], labels[name] = target.prepare, target.label
     batcher = Batcher(ctx.local_student(), switches, max_batch=max_batch, max_wait=max_wait)
-    api = Api(batcher, ctx.task, next(iter(models)), labels, lambda: open_store(home))
+    api = Api(batcher, ctx.task, next(iter(models)), labels, lambda: open_store(home, create=True))
     return MentorServer((host, port), api, token, max_request_bytes)
 
 
