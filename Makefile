@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mentor-installed
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast clean clean-runs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,11 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow'
 
+# Removes the venv only: your runs and adapters in .mentor are kept.
 clean:
-	rm -rf $(VENV) .mentor
+	rm -rf $(VENV)
+
+# Deletes every run, adapter and stored feedback in ./.mentor.
+clean-runs:
+	@echo "deleting .mentor (every run, adapter and stored feedback here)"
+	rm -rf .mentor
