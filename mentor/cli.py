@@ -133,7 +133,8 @@ def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
                 how = "drawn at random (the control)" if aim.get("random") else (
                     f"aimed by {' and '.join(aim['signals']) or 'label only'}"
                     + (f" ({aim['probed']} pool items probed in {r['seconds'].get('probe', 0):.0f} s)" if aim.get("probed") else "")
-                    + f", {aim['explore']:.0%} explored at random")
+                    + f", {aim['explore']:.0%} explored at random"
+                    + (", labels in the data source's proportions" if aim.get("label_quota") == "source" else ""))
                 out.print(f"  targeting: {how}", highlight=False)
         if fit := r["calibration"]:
             offsets = ", ".join(f"{label} {value:+.1f}" for label, value in fit["offsets"].items())

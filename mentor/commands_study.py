@@ -15,7 +15,8 @@ def study_cmd(
     overrides: list[str] = typer.Argument(None, help="dotted config overrides for every run, e.g. loop.rounds=4"),
     data: Optional[str] = typer.Option(None, "--data", help="the teachers' data source (JSONL) [default: bundled pool]"),
     holdout: Optional[str] = typer.Option(None, "--holdout", help="frozen held-out set (JSONL) [default: bundled holdout]"),
-    teachers: str = typer.Option("reference,random", "--teachers", help="comma-separated teachers to compare"),
+    teachers: str = typer.Option("reference,random", "--teachers", help="comma-separated teachers to compare: reference, "
+                                 "reference:items, reference:margin, reference:nearest, reference:natural, random"),
     seeds: int = typer.Option(3, "--seeds", help="runs per teacher, seeds 0..N-1"),
     control: Optional[str] = typer.Option(None, "--control", help="the teacher the others are paired against "
                                           "[default: random when studied, else the last teacher]"),

@@ -58,14 +58,14 @@ class StudentConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    name: str = _f("reference", "'reference' (offline, uses the pool's labels, aims at the items the student gets wrong "
-                                "or is unsure of), 'reference:labels', 'reference:margin', 'reference:nearest' (the "
-                                "reference teacher with fewer signals), 'random' (the control) or 'openai:MODEL'")
+    name: str = _f("reference", "'reference' (offline, uses the pool's labels, aims at the labels the student misses), "
+                                "its item-level variants 'reference:items', 'reference:margin', 'reference:nearest', "
+                                "'reference:natural' (README: Does the loop teach?), 'random' (the control) or 'openai:MODEL'")
     exam_size: int = _f(48, "questions per exam", ge=1)
     new_examples: int = _f(80, "new training examples the teacher writes per round", ge=1)
-    probe: int = _f(240, "unseen pool items the reference teacher has the current student score before each exam, to "
-                         "find what it gets wrong or is least sure of (0 = aim by label only)", ge=0)
-    explore: float = _f(0.25, "share of the reference teacher's exam and new examples drawn at random within each label "
+    probe: int = _f(240, "unseen pool items an item-level reference teacher (reference:items, :margin, :natural) has "
+                         "the current student score before each exam, to find what it gets wrong or is least sure of", ge=0)
+    explore: float = _f(0.25, "share of an item-level reference teacher's picks drawn at random within each label "
                               "instead of by the student's weaknesses", ge=0, le=1)
     # The hosted teacher (openai:MODEL); the reference teacher ignores these.
     base_url: str = _f("", "OpenAI-compatible server for openai:MODEL; empty = $MENTOR_OPENAI_BASE_URL, else "

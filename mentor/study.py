@@ -2,7 +2,8 @@
 
 A study is recorded in the store with its spec (teachers, seeds, config, overrides); each (teacher, seed) is
 an ordinary run, tagged with the study in the same transaction that creates it, so an interrupted study
-resumes where it stopped (`mentor study` with the same arguments again). The analysis reads only the store:
+resumes where it stopped (`mentor study` with the same arguments again). A finished run with exactly the
+same resolved config (another study's control, say) is reused instead of run again. The analysis reads only the store:
 - per teacher and round: holdout macro-F1 against the examples trained on so far (the accepted curriculum),
   mean, min and max over seeds;
 - at each round, every teacher against the control (`random` when studied): the mean over seeds of the
@@ -55,7 +56,7 @@ class StudySpec:
 
 def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
     """Start or resume every run of the study; returns the study's id."""
-    from mentor.config import load_config
+    from mentor.config import load_config, to_dict
     from mentor.runner import configure, open_store, resume_run, start_run
     from mentor.teachers import make_teacher
 
@@ -75,12 +76,26 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
                 resume_run(run_id, home)
                 continue
             config = configure(spec.config or STUDY_RECIPE, [*spec.overrides, f"teacher.name={teacher}", f"seed={seed}"], home)
+            twin = _finished_twin(store, to_dict(config))
+            if twin is not None:
+                with store.transaction():
+                    store.add_study_run(study_id, teacher, seed, twin)
+                console.log(f"  run {twin} already did exactly this (same resolved config, finished): reused")
+                continue
 
             def tag(inner: Store, new_run: int, teacher: str = teacher, seed: int = seed) -> None:
                 inner.add_study_run(study_id, teacher, seed, new_run)
             start_run(config, home, on_create=tag)
     store.close()
     return study_id
+
+
+def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
+    config = json.loads(json.dumps(config))  # as stored: tuples become lists
+    for row in store.runs():
+        if row["status"] == "finished" and store.run(row["id"])["config"] == config:
+            return row["id"]
+    return None
 
 
 def analyse(store: Store, study_id: int, home: str | Path | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:

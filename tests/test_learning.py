@@ -19,7 +19,7 @@ TINY = ["student.dtype=float32", "student.learning_rate=0.02", "student.epochs=3
         "student.micro_batch_size=4", "student.threads=1", "student.lora.rank=8", "student.lora.alpha=16"]
 
 
-@pytest.mark.parametrize("teacher", ["reference", "random"])
+@pytest.mark.parametrize("teacher", ["reference:items", "random"])
 def test_a_tiny_model_learns_a_learnable_task_and_beats_its_round_0(tmp_path, home, teacher):
     model = save_tiny_model(tmp_path / "tiny")
     pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(20, "pool"))

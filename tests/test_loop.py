@@ -119,7 +119,7 @@ def _dump(db_path):
 @pytest.mark.parametrize("step, round_no", [("probe", 1), ("answer", 1), ("finetune", 2), ("evaluate", 2), ("calibrate", 2)])
 def test_kill_minus_9_mid_round_resumes_with_the_same_rows(tmp_path, data_files, monkeypatch, step, round_no):
     pool, hold = data_files
-    overrides = _overrides(pool, hold, *(["loop.calibration=20"] if step == "calibrate" else []))
+    overrides = _overrides(pool, hold, "teacher.name=reference:items", *(["loop.calibration=20"] if step == "calibrate" else []))
     reference_home, killed_home = tmp_path / "reference", tmp_path / "killed"
     start_run(load_config(overrides=overrides), reference_home)
 

@@ -27,7 +27,7 @@ SMALL = ("student.model=scripted", "teacher.exam_size=8", "teacher.new_examples=
 def spec(tmp_path, home) -> StudySpec:
     pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(25, "pool"))
     hold = write_jsonl(tmp_path / "hold.jsonl", make_examples(6, "hold", seed=1))
-    return StudySpec(teachers=("reference", "random"), seeds=(0, 1),
+    return StudySpec(teachers=("reference:items", "random"), seeds=(0, 1),
                      overrides=(*SMALL, f"data.pool={pool}", f"data.holdout={hold}"))
 
 
@@ -35,11 +35,11 @@ def test_a_study_runs_each_teacher_and_seed_and_draws_learning_curves(spec, home
     study_id = run_study(spec)
     store = open_store()
     members = store.study_runs(study_id)
-    assert set(members) == {("reference", 0), ("random", 0), ("reference", 1), ("random", 1)}
+    assert set(members) == {("reference:items", 0), ("random", 0), ("reference:items", 1), ("random", 1)}
     assert all(store.run(r)["status"] == "finished" for r in members.values())
     configs = {key: store.run(r)["config"] for key, r in members.items()}
     assert configs[("random", 1)]["teacher"]["name"] == "random" and configs[("random", 1)]["seed"] == 1
-    assert configs[("reference", 0)]["teacher"]["exam_size"] == 8  # the overrides sit on top of the study recipe
+    assert configs[("reference:items", 0)]["teacher"]["exam_size"] == 8  # the overrides sit on top of the study recipe
 
     result = analyse(store, study_id)
     assert result["control"] == "random" and result["holdout"] == 24
@@ -53,7 +53,7 @@ def test_a_study_runs_each_teacher_and_seed_and_draws_learning_curves(spec, home
     run_id = members[("random", 0)]
     point = next(r for r in result["runs"] if r["run"] == run_id)["points"][2]
     assert point["examples"] == len(store.curriculum(run_id))
-    paired = result["paired"]["reference"]
+    paired = result["paired"]["reference:items"]
     assert [row["round"] for row in paired] == [1, 2] and all(0.0 <= row["share_higher"] <= 1.0 for row in paired)
     folder = save(result)
     assert (folder / "learning-curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -76,7 +76,7 @@ def test_a_study_resumes_the_run_it_was_interrupted_in(spec, home, monkeypatch):
     store = open_store()
     study_id = store.studies()[-1]["id"]
     before = store.study_runs(study_id)
-    assert len(before) == 3 and store.run(before[("reference", 1)])["status"] == "running"
+    assert len(before) == 3 and store.run(before[("reference:items", 1)])["status"] == "running"
 
     monkeypatch.setattr(runner, "run_loop", real)
     assert run_study(spec) == study_id  # the same arguments find the same study
@@ -89,8 +89,9 @@ def test_a_study_resumes_the_run_it_was_interrupted_in(spec, home, monkeypatch):
 
 def test_paired_difference_of_one_seed_is_the_paired_bootstrap(spec, home):
     one_seed = StudySpec(teachers=spec.teachers, seeds=(0,), overrides=spec.overrides)
+    study_id = run_study(one_seed)
     store = open_store()
-    result = analyse(store, run_study(one_seed))
+    result = analyse(store, study_id)
     members = store.study_runs(result["study"])
     labels = ["critical", "major", "minor", "trivial"]
     holdout = make_examples(6, "hold", seed=1)
@@ -99,8 +100,8 @@ def test_paired_difference_of_one_seed_is_the_paired_bootstrap(spec, home):
     def said(teacher: str) -> list[str]:
         return [a.parsed["issue_type"] for a, _ in store.predictions(members[(teacher, 0)], 2)]
 
-    direct = paired_bootstrap(labels, truths, said("random"), said("reference"))
-    row = result["paired"]["reference"][-1]
+    direct = paired_bootstrap(labels, truths, said("random"), said("reference:items"))
+    row = result["paired"]["reference:items"][-1]
     assert row["diff"] == pytest.approx(direct["macro_f1_diff"])
     assert row["ci"] == pytest.approx(direct["ci"]) and row["share_higher"] == pytest.approx(direct["share_higher"])
 
@@ -115,16 +116,16 @@ def test_examples_to_reach_interpolates_between_rounds():
 
 def test_bad_study_arguments_are_refused_before_any_run(spec, home):
     with pytest.raises(TeacherError, match="unknown teacher 'teach'"):
-        run_study(StudySpec(teachers=("reference", "teach"), seeds=(0,), overrides=spec.overrides))
+        run_study(StudySpec(teachers=("reference:items", "teach"), seeds=(0,), overrides=spec.overrides))
     with pytest.raises(StoreError, match="--control 'openai:x' is not one of"):
         run_study(StudySpec(teachers=spec.teachers, seeds=(0,), overrides=spec.overrides, control="openai:x"))
     with pytest.raises(StoreError, match="sets the teacher and the seed itself"):
         run_study(StudySpec(teachers=spec.teachers, seeds=(0,), overrides=(*spec.overrides, "seed=4")))
-    assert not open_store().runs()
+    assert not (home / "mentor.db").exists()
 
 
 def test_study_command_prints_curves_and_pairs_and_shows_a_stored_study(spec, home, tmp_path):
-    args = ["study", "--teachers", "reference,random", "--seeds", "1", *spec.overrides]
+    args = ["study", "--teachers", "reference:items,random", "--seeds", "1", *spec.overrides]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     for text in ("holdout macro-F1", "against random at equal examples", "examples needed to reach random", "learning-curves.png"):
@@ -141,8 +142,17 @@ def test_the_report_of_a_study_run_shows_its_learning_curves(spec, home):
     one_seed = StudySpec(teachers=spec.teachers, seeds=(0,), overrides=spec.overrides)
     study_id = run_study(one_seed)
     store = open_store()
-    run_id = store.study_runs(study_id)[("reference", 0)]
+    run_id = store.study_runs(study_id)[("reference:items", 0)]
     path = build_report(store, run_id, home / "report")
     html = path.read_text()
-    assert f"Study {study_id}: learning curves of reference, random" in html and "against random" in html
+    assert f"Study {study_id}: learning curves of reference:items, random" in html and "against random" in html
     assert (home / "report" / f"study-{study_id}.png").is_file()
+
+
+def test_a_second_study_reuses_finished_runs_with_the_same_config(spec, home):
+    first = run_study(StudySpec(teachers=("reference", "random"), seeds=(0,), overrides=spec.overrides))
+    second = run_study(StudySpec(teachers=("reference:items", "random"), seeds=(0,), overrides=spec.overrides))
+    store = open_store()
+    assert second != first and len(store.runs()) == 3  # the random control ran once
+    assert store.study_runs(second)[("random", 0)] == store.study_runs(first)[("random", 0)]
+    assert set(analyse(store, second)["curves"]) == {"reference:items", "random"}

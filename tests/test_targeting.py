@@ -81,7 +81,8 @@ def test_curriculum_picks_the_probed_items_the_student_gets_wrong_first():
     # A label-only teacher, or one that explores everything, does not single them out.
     labels_only = ReferenceTeacher(seed=0, signals=(), explore=0.0).grade(SEVERITY, results, pool, 8, set(), 1, probed)
     assert {SEVERITY.key(e.input) for e in labels_only.dataset} != picked
-    assert grade.detail["targeting"] == {"signals": ["margin"], "probed": 24, "ranked": 24, "explore": 0.0}
+    assert grade.detail["targeting"] == {"signals": ["margin"], "probed": 24, "ranked": 24, "explore": 0.0,
+                                           "label_quota": "weakness"}
 
 
 def test_unsure_items_come_before_confidently_wrong_ones():
@@ -131,7 +132,8 @@ def test_a_run_with_the_reference_teacher_probes_the_pool_each_round(tmp_path, h
     pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(30, "pool"))
     hold = write_jsonl(tmp_path / "hold.jsonl", make_examples(5, "hold", seed=1))
     config = load_config(overrides=[f"data.pool={pool}", f"data.holdout={hold}", "student.model=scripted",
-                                    "teacher.exam_size=12", "teacher.new_examples=16", "teacher.probe=25",
+                                    "teacher.name=reference:items", "teacher.exam_size=12", "teacher.new_examples=16",
+                                    "teacher.probe=25",
                                     "loop.rounds=2", "loop.patience=5"])
     run_id = start_run(config)["run_id"]
     store = open_store()
@@ -147,3 +149,17 @@ def test_a_run_with_the_reference_teacher_probes_the_pool_each_round(tmp_path, h
     from mentor.summary import round_table, run_overview
     table = round_table(run_overview(store, run_id))
     assert "s probe" in [c.header for c in table.columns]
+
+
+def test_natural_label_quota_follows_the_data_source():
+    pool = _skewed_pool()  # half trivial
+    teacher = make_teacher(load_config(overrides=["teacher.name=reference:natural"]).teacher, seed=0)
+    assert teacher.label_quota == "source" and teacher.probe_size > 0
+    exam = teacher.write_exam(SEVERITY, pool, 40, None, set(), 1)
+    counts = Counter(q.output["issue_type"] for q in exam)
+    assert abs(counts["trivial"] - 20) <= 1 and all(abs(counts[label] - 40 / 6) <= 1 for label in ("critical", "major", "minor"))
+    results = [_answer(q, _wrong_label(q) if q.output["issue_type"] == "major" else q.output["issue_type"], 0.9) for q in exam]
+    grade = teacher.grade(SEVERITY, results, pool, 30, set(), 1)
+    new = [e for e in grade.dataset if SEVERITY.key(e.input) not in {SEVERITY.key(q.input) for q in exam}]
+    labels = Counter(e.output["issue_type"] for e in new)
+    assert labels["trivial"] >= max(labels["critical"], labels["minor"], labels["major"])  # not tilted toward "major"

@@ -10,11 +10,12 @@ scores that many unseen pool items with the current student (the `probe` step) a
 `write_exam` and `grade` as `probed`, so the teacher can aim at the items the student gets wrong or is
 least sure of.
 
-Specs: "reference" (offline, deterministic, uses the data source's labels as ground truth; aims at single
-items, see mentor.teachers.targeting), its variants "reference:labels" (aims at labels only), "reference:margin"
-and "reference:nearest" (one item-level signal each), "random" (the control: uniform draws, ignores the
-grade), "openai:MODEL" (an LLM behind any OpenAI-compatible server; `record` keeps its raw calls, `cache=`
-reuses its replies).
+Specs: "reference" (offline, deterministic, uses the data source's labels as ground truth, aims at the
+labels the student misses), its item-level variants (mentor.teachers.targeting): "reference:items" (the
+student's margin on probed items and nearness to the exam's mistakes), "reference:margin" and
+"reference:nearest" (one signal each), "reference:natural" (both signals, labels in the data source's own
+proportions); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
+OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ class TeacherError(ValueError):
     """A teacher spec that cannot be used."""
 
 
-REFERENCE_VARIANTS = {  # name -> the item-level signals the reference teacher uses
-    "reference": ("margin", "nearest"),
-    "reference:margin": ("margin",),
-    "reference:nearest": ("nearest",),
-    "reference:labels": (),
+REFERENCE_VARIANTS = {  # name -> (the item-level signals it uses, how it splits exams and curricula across labels)
+    "reference": ((), "weakness"),
+    "reference:items": (("margin", "nearest"), "weakness"),
+    "reference:margin": (("margin",), "weakness"),
+    "reference:nearest": (("nearest",), "weakness"),
+    "reference:natural": (("margin", "nearest"), "source"),
 }
 OFFLINE = (*REFERENCE_VARIANTS, "random")
 
@@ -81,9 +83,9 @@ def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None =
     if name in REFERENCE_VARIANTS:
         from mentor.teachers.reference import ReferenceTeacher
 
-        signals = REFERENCE_VARIANTS[name]
+        signals, label_quota = REFERENCE_VARIANTS[name]
         return ReferenceTeacher(seed=seed, signals=signals, probe_size=config.probe if "margin" in signals else 0,
-                                explore=config.explore, name=name)
+                                explore=config.explore, label_quota=label_quota, name=name)
     if name == "random":
         from mentor.teachers.random import RandomTeacher
 

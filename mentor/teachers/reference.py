@@ -7,9 +7,11 @@ It plays the teacher's part without an LLM so the whole loop runs on a laptop wi
   accuracy) and feedback a person can read, naming the confusions and what the confused items are about;
 - the curriculum re-teaches the questions the student got wrong and adds new pool items, allocated across
   labels by the same weakness weights (missed labels and the labels wrongly predicted in their place);
-- within each label, items are chosen by item-level signals (mentor.teachers.targeting): the student's
-  margin on probed pool items (the exam, too, asks where it is least sure) and nearness to the exam's
-  mistakes, with a share of random exploration. `signals=()` ("reference:labels") aims by label only.
+- with item-level signals (the variants "reference:items" and others, mentor.teachers.targeting), items
+  within each label are chosen by the student's margin on probed pool items (the exam, too, asks where it
+  is least sure) and by nearness to the exam's mistakes, with a share of random exploration;
+- `label_quota="source"` ("reference:natural") splits exams and curricula across labels in the data
+  source's own proportions instead of by weakness, so the student's label prior stays that of real data.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ only just more most very so such any all each per via one two code value values 
 class ReferenceTeacher:
     needs_labels = True
 
-    def __init__(self, seed: int = 0, signals: Sequence[str] = targeting.SIGNALS, probe_size: int = 0,
-                 explore: float = 0.25, name: str = "reference"):
+    def __init__(self, seed: int = 0, signals: Sequence[str] = (), probe_size: int = 0, explore: float = 0.25,
+                 label_quota: str = "weakness", name: str = "reference"):
         unknown = set(signals) - set(targeting.SIGNALS)
         if unknown:
             raise ValueError(f"unknown targeting signal(s) {sorted(unknown)}; known: {', '.join(targeting.SIGNALS)}")
+        if label_quota not in ("weakness", "source"):
+            raise ValueError(f"label_quota must be 'weakness' or 'source', got {label_quota!r}")
+        self.label_quota = label_quota
         if not 0.0 <= explore <= 1.0:
             raise ValueError(f"teacher.explore must be between 0 and 1, got {explore}")
         self.seed, self.signals, self.explore, self.name = seed, tuple(signals), explore, name
@@ -51,9 +56,16 @@ class ReferenceTeacher:
     def write_exam(self, task: Task, source: list[Example], n: int, previous: Grade | None,
                    avoid: set[str], round_no: int, probed: Sequence[ExamResult] = ()) -> list[Example]:
         fresh = [e for e in source if task.key(e.input) not in avoid]
-        weights = (previous.detail.get("weights") if previous else None) or {}
+        weights = self._label_weights(task, source, (previous.detail.get("weights") if previous else None) or {})
         unsure = targeting.uncertainty(probed, task) if "margin" in self.signals else {}
         return _sample_by_label(task, fresh, n, weights, self._rng("exam", round_no), self._arranger(task, unsure))
+
+    def _label_weights(self, task: Task, source: list[Example], weakness: dict[str, float]) -> dict[str, float]:
+        """How exams and curricula split across labels: by weakness, or as the data source does."""
+        if self.label_quota == "weakness" or not task.label_field:
+            return weakness
+        counts = Counter(e.output.get(task.label_field) for e in source)
+        return {label: float(counts[label]) for label in task.labels if counts[label]}
 
     def _arranger(self, task: Task, priority: dict[str, float]) -> Callable[[list[Example], random.Random], None]:
         def arrange(group: list[Example], rng: random.Random) -> None:
@@ -78,10 +90,11 @@ class ReferenceTeacher:
         extra = [e for e in source if task.key(e.input) not in taken]
         priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
                                                  missed, self.signals)
-        dataset += _sample_by_label(task, extra, n_new - len(dataset), detail["weights"], rng, self._arranger(task, priority))
+        weights = self._label_weights(task, source, detail["weights"])
+        dataset += _sample_by_label(task, extra, n_new - len(dataset), weights, rng, self._arranger(task, priority))
         dataset = [Example(e.input, e.output, source=f"teacher:{e.source or 'pool'}", meta=e.meta) for e in dataset]
         detail["targeting"] = {"signals": list(self.signals), "probed": len(probed), "ranked": len(priority),
-                               "explore": self.explore}
+                               "explore": self.explore, "label_quota": self.label_quota}
         return Grade(proficiency, feedback, dataset, detail)
 
 

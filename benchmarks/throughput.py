@@ -1,0 +1,167 @@
+"""How fast the student scores, generates and trains on this machine, against the machine's own peak.
+
+Prints the CPU kind first (ISA flags, the ISA torch dispatches to, dtype, cores, threads), then, measured in
+the same run so the figures compare:
+- peak: GFLOP/s of a large matmul in the student's dtype (what the cores can do);
+- scoring: items/s and prompt tokens/s of `student.answer` on real findings (label chosen by likelihood),
+  the GFLOP/s that implies (2 x non-embedding parameters x tokens) and its share of the peak, against
+  the naive path in the same run (one full forward pass per label, full-vocabulary logits);
+- generation: new tokens/s of mentor's explanation path against plain `model.generate` on the same prefixes;
+- training: sequences/s and tokens/s of one LoRA fine-tuning pass (mentor's collator and loss) and the
+  implied GFLOP/s (about 4 x parameters x tokens with frozen base weights).
+Medians over --repeats. Emulate a laptop without AVX-512/bf16 on a bigger CPU with
+`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2` and `--dtype float32`; the
+"torch dispatch" line shows whether the cap took effect.
+
+    python benchmarks/throughput.py                       # bundled student, 64 findings from the bundled pool
+    python benchmarks/throughput.py --data ../shared/data/severity/dev.jsonl --items 96 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mentor.config import StudentConfig
+from mentor.data import bundled_path, load_examples
+from mentor.tasks import get_task
+
+
+def cpu_kind() -> dict:
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_vnni", "avx_vnni"]
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "flags": [f for f in wanted if f in flags], "torch_dispatch": torch.backends.cpu.get_cpu_capability(),
+            "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def peak_gflops(dtype: torch.dtype, repeats: int) -> float:
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    a @ b  # warm-up
+    seconds = median_time(lambda: a @ b, repeats + 2)
+    return 2 * 2048 ** 3 / seconds / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--student", default="bundled")
+    parser.add_argument("--data", type=Path, help="labelled JSONL (default: the bundled pool)")
+    parser.add_argument("--items", type=int, default=64, help="findings scored and trained on")
+    parser.add_argument("--dtype", default="auto", help="auto, float32 or bfloat16")
+    parser.add_argument("--max-length", type=int, default=320, help="student.max_length")
+    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per explanation")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    from mentor.students.hf import HFStudent
+
+    task = get_task("severity")
+    examples = load_examples(args.data or bundled_path(task, "pool"), task)[: args.items]
+    config = StudentConfig(model=args.student, dtype=args.dtype, max_length=args.max_length,
+                           max_new_tokens=args.new_tokens, eval_batch_size=16)
+    student = HFStudent(args.student, config)
+    dtype = next(student.model.parameters()).dtype
+    params = sum(p.numel() for n, p in student.model.named_parameters() if "embed" not in n)
+    inputs = [e.input for e in examples]
+    prompts = [student.encode(task, item, reserve=4)[0] for item in inputs]
+    tokens = sum(len(p) for p in prompts)
+    out = {"cpu": cpu_kind(), "dtype": str(dtype).removeprefix("torch."), "student": args.student, "items": len(inputs),
+           "prompt_tokens_mean": tokens / len(inputs), "non_embedding_params_m": params / 1e6}
+    out["peak_gflops"] = peak_gflops(dtype, args.repeats)
+
+    # Scoring: mentor's path, then the naive one (a full forward pass per label with every logit).
+    student.answer(task, inputs[:4])
+    seconds = median_time(lambda: student.answer(task, inputs), args.repeats)
+    gflops = 2 * params * tokens / seconds / 1e9
+    label_ids = [student.encode(task, {}, label)[1] for label in task.labels]
+
+    def naive() -> None:
+        with torch.inference_mode():
+            for prompt in prompts:
+                for label in label_ids:
+                    ids = torch.tensor([prompt + label])
+                    torch.log_softmax(student.model(input_ids=ids).logits[0].float(), dim=-1)
+    naive_seconds = median_time(naive, 1)
+    out["scoring"] = {"items_per_s": len(inputs) / seconds, "tokens_per_s": tokens / seconds, "gflops": gflops,
+                      "share_of_peak": gflops / out["peak_gflops"], "naive_items_per_s": len(inputs) / naive_seconds,
+                      "speedup_over_naive": naive_seconds / seconds}
+
+    # Generation: the explain path's generator against plain generate() on the same prefixes.
+    prefixes = [p + label_ids[0] for p in prompts[:8]]
+    from transformers import GenerationConfig
+    plain = GenerationConfig(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
+                             pad_token_id=student.pad_id)
+
+    def plain_generate() -> None:
+        with torch.inference_mode():
+            for prefix in prefixes:
+                student.model.generate(input_ids=torch.tensor([prefix]), generation_config=plain)
+    mentor_seconds = median_time(lambda: student._generate(prefixes), args.repeats)
+    plain_seconds = median_time(plain_generate, 1)
+    new_tokens = len(prefixes) * args.new_tokens
+    out["generation"] = {"mentor_tokens_per_s_at_most": new_tokens / mentor_seconds,  # it may stop early at end of turn
+                         "plain_generate_tokens_per_s": new_tokens / plain_seconds,
+                         "seconds_per_explanation": mentor_seconds / len(prefixes)}
+
+    # Training: one LoRA pass over the items, mentor's collator and loss.
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        report = student.finetune(task, examples, Path(tmp) / "adapter")
+        train_seconds = time.perf_counter() - started
+    sequences = len(examples) * config.epochs
+    train_tokens = sum(len(f["input_ids"]) for f in student.train_features(task, examples)) * config.epochs
+    train_gflops = 4 * params * train_tokens / train_seconds / 1e9
+    out["training"] = {"sequences_per_s": sequences / train_seconds, "tokens_per_s": train_tokens / train_seconds,
+                       "gflops": train_gflops, "share_of_peak": train_gflops / out["peak_gflops"], "steps": report.steps}
+
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    cpu = out["cpu"]
+    print(f"CPU: {cpu['processor']}, {cpu['cores']} cores, torch threads {cpu['torch_threads']}, flags "
+          f"{' '.join(cpu['flags']) or '-'}, torch dispatch {cpu['torch_dispatch']}"
+          + (f", ONEDNN_MAX_CPU_ISA={cpu['onednn_cap']}" if cpu["onednn_cap"] else ""))
+    print(f"student {args.student} in {out['dtype']}, {out['non_embedding_params_m']:.0f}M non-embedding parameters; "
+          f"{len(inputs)} findings, {out['prompt_tokens_mean']:.0f} prompt tokens on average")
+    print(f"peak (2048^3 matmul, {out['dtype']}): {out['peak_gflops']:.0f} GFLOP/s")
+    s = out["scoring"]
+    print(f"scoring:    {s['items_per_s']:.2f} items/s, {s['tokens_per_s']:.0f} tokens/s, {s['gflops']:.0f} GFLOP/s "
+          f"({s['share_of_peak']:.0%} of peak); naive per-label passes {s['naive_items_per_s']:.2f} items/s "
+          f"({s['speedup_over_naive']:.1f}x slower)")
+    g = out["generation"]
+    print(f"generation: {g['mentor_tokens_per_s_at_most']:.1f} new tokens/s (mentor, batched), plain generate "
+          f"{g['plain_generate_tokens_per_s']:.1f}; {g['seconds_per_explanation']:.2f} s per explanation of "
+          f"{args.new_tokens} tokens")
+    t = out["training"]
+    print(f"training:   {t['sequences_per_s']:.2f} sequences/s, {t['tokens_per_s']:.0f} tokens/s, {t['gflops']:.0f} GFLOP/s "
+          f"({t['share_of_peak']:.0%} of peak), {t['steps']} steps")
+
+
+if __name__ == "__main__":
+    main()
