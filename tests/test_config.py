@@ -86,7 +86,7 @@ def test_recipe_auto_follows_the_size_of_the_data_source(tmp_path):
 @pytest.mark.parametrize("override, says", [
     ("loop.metric=f1", "'loop.metric' is 'f1'; choose one of macro_f1, accuracy"),
     ("student.micro_batch_size=0", "'student.micro_batch_size' is 0; it must be at least 1"),
-    ("student.learning_rate=0", "'student.learning_rate' is 0.0; it must be more than 0"),
+    ("student.learning_rate=-1", "'student.learning_rate' is -1.0; it must be at least 0"),
     ("student.dtype=fp8", "'student.dtype' is 'fp8'; choose one of auto, float32, bfloat16, float16"),
     ("teacher.explore=1.5", "'teacher.explore' is 1.5; it must be at most 1"),
     ("teacher.probe=-1", "'teacher.probe' is -1; it must be at least 0"),

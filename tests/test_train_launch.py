@@ -77,7 +77,8 @@ def _loop_through_launcher(launcher: str, tiny: Path, data_files) -> tuple[dict,
     pool, holdout = data_files
     overrides = [f"data.pool={pool}", f"data.holdout={holdout}", f"student.model={tiny}", *STUDENT, *LOOP,
                  f"student.launcher={json.dumps(launcher)}"]
-    row = open_store().rounds(start_run(load_config(overrides=overrides))["run_id"])[1]
+    run_id = start_run(load_config(overrides=overrides))["run_id"]
+    row = open_store().rounds(run_id)[1]
     return row, Path(row["adapter"])
 
 
