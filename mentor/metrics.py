@@ -80,9 +80,9 @@ def bootstrap_ci(labels: list[str], truths: list[str], predictions: list[str | N
     exactly (the tests check it), computed from resampled confusion counts because a thousand sklearn
     calls per system would cost seconds.
     """
-    t, draws = _draws(labels, truths, resamples, seed)
-    accuracy, f1 = _resampled(labels, t, predictions, draws)
-    return {"accuracy": _interval(accuracy), "macro_f1": _interval(f1), "resamples": resamples, "seed": seed}
+    t, draws = resample_indices(labels, truths, resamples, seed)
+    accuracy, f1 = resampled_scores(labels, t, predictions, draws)
+    return {"accuracy": percentile_interval(accuracy), "macro_f1": percentile_interval(f1), "resamples": resamples, "seed": seed}
 
 
 def paired_bootstrap(labels: list[str], truths: list[str], first: list[str | None], other: list[str | None],
@@ -90,20 +90,20 @@ def paired_bootstrap(labels: list[str], truths: list[str], first: list[str | Non
     """Macro-F1 of `other` minus `first` on the same items: the difference, its percentile 95% interval over
     seeded resamples drawn once for both (paired, so item difficulty cancels), and the share of resamples
     in which `other` scores higher."""
-    t, draws = _draws(labels, truths, resamples, seed)
-    diff = _resampled(labels, t, other, draws)[1] - _resampled(labels, t, first, draws)[1]
+    t, draws = resample_indices(labels, truths, resamples, seed)
+    diff = resampled_scores(labels, t, other, draws)[1] - resampled_scores(labels, t, first, draws)[1]
     whole = np.arange(len(t))[None, :]
-    point = float(_resampled(labels, t, other, whole)[1][0] - _resampled(labels, t, first, whole)[1][0])
-    return {"macro_f1_diff": point, "ci": _interval(diff), "share_higher": float(np.mean(diff > 0)),
+    point = float(resampled_scores(labels, t, other, whole)[1][0] - resampled_scores(labels, t, first, whole)[1][0])
+    return {"macro_f1_diff": point, "ci": percentile_interval(diff), "share_higher": float(np.mean(diff > 0)),
             "resamples": resamples, "seed": seed}
 
 
-def _draws(labels: list[str], truths: list[str], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def resample_indices(labels: list[str], truths: list[str], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     t = np.array([list(labels).index(x) for x in truths])
     return t, np.random.default_rng(seed).integers(0, len(t), size=(resamples, len(t)))
 
 
-def _resampled(labels: list[str], t: np.ndarray, predictions: list[str | None], draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def resampled_scores(labels: list[str], t: np.ndarray, predictions: list[str | None], draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(accuracy, macro-F1) for each row of item indices in `draws`."""
     labels = list(labels)
     columns = labels + [UNPARSEABLE]
@@ -127,10 +127,10 @@ def bootstrap_mean_ci(values: list[float], resamples: int = BOOTSTRAP_RESAMPLES,
         return None
     x = np.asarray(values, dtype=float)
     draws = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
-    return _interval(x[draws].mean(axis=1))
+    return percentile_interval(x[draws].mean(axis=1))
 
 
-def _interval(samples: np.ndarray) -> list[float]:
+def percentile_interval(samples: np.ndarray) -> list[float]:
     low, high = np.percentile(samples, [2.5, 97.5])
     return [float(low), float(high)]
 

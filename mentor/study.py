@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mentor import console
-from mentor.metrics import BOOTSTRAP_RESAMPLES, _draws, _interval, _resampled
+from mentor.metrics import BOOTSTRAP_RESAMPLES, resample_indices, percentile_interval, resampled_scores
 from mentor.store import Store, StoreError
 
 STUDY_RECIPE = "study"  # the recipe under a study's settings unless --config names another
@@ -119,7 +119,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
     holdout = holdout_of(config, task, home, until=first["created"])
     truths = [e.output[task.label_field] for e in holdout]
     labels = list(task.labels)
-    t, draws = _draws(labels, truths, resamples, seed=0)
+    t, draws = resample_indices(labels, truths, resamples, seed=0)
 
     runs: list[dict[str, Any]] = []
     for (teacher, seed), run_id in sorted(members.items(), key=lambda kv: (kv[0][1], spec.teachers.index(kv[0][0]))):
@@ -138,7 +138,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
             if row["round"] > 0 and len({e.output[task.label_field] for e in taught}) > 1:
                 baseline = train_tfidf(task, taught, seed)
                 said = [a.parsed[task.label_field] for a in baseline.answer(task, [e.input for e in holdout])]
-                tfidf = float(_resampled(labels, t, said, np.arange(len(t))[None, :])[1][0])
+                tfidf = float(resampled_scores(labels, t, said, np.arange(len(t))[None, :])[1][0])
             points.append({"round": row["round"], "examples": len(taught), "macro_f1": row["metrics"]["macro_f1"],
                            "accuracy": row["metrics"]["accuracy"], "tfidf_macro_f1": tfidf, "predictions": predictions})
         seconds = sum(store.step_seconds(run_id).values())
@@ -186,12 +186,12 @@ def _paired(labels: list[str], t: np.ndarray, draws: np.ndarray, runs: list[dict
         diffs, points = [], []
         for s in seeds:
             a, b = mine[s][k]["predictions"], theirs[s][k]["predictions"]
-            diffs.append(_resampled(labels, t, a, draws)[1] - _resampled(labels, t, b, draws)[1])
-            points.append(_resampled(labels, t, a, whole)[1][0] - _resampled(labels, t, b, whole)[1][0])
+            diffs.append(resampled_scores(labels, t, a, draws)[1] - resampled_scores(labels, t, b, draws)[1])
+            points.append(resampled_scores(labels, t, a, whole)[1][0] - resampled_scores(labels, t, b, whole)[1][0])
         diff = np.mean(diffs, axis=0)
         out.append({"round": mine[seeds[0]][k]["round"], "examples": float(np.mean([mine[s][k]["examples"] for s in seeds])),
                     "control_examples": float(np.mean([theirs[s][k]["examples"] for s in seeds])),
-                    "diff": float(np.mean(points)), "ci": _interval(diff), "share_higher": float(np.mean(diff > 0)),
+                    "diff": float(np.mean(points)), "ci": percentile_interval(diff), "share_higher": float(np.mean(diff > 0)),
                     "seeds": len(seeds)})
     return out
 
