@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from peft import PeftModel
 from safetensors.torch import load_file
 
 from mentor import calibration
@@ -167,6 +168,28 @@ def test_saved_adapter_reloads_with_the_same_probabilities(student, tmp_path):
     model = student.model
     student.use_adapter(tmp_path / "adapter")  # the same adapter again: nothing reloads
     assert student.model is model
+
+
+def test_answers_come_from_a_merged_copy_with_the_same_probabilities(model_dirs, student, tmp_path):
+    student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    _, base_before = lora_and_base(student)
+    merged = label_probs(student)
+    model = student.inference_model()
+    assert not isinstance(model, PeftModel) and model is not student.model
+    assert student.inference_model() is model  # built once per adapter
+    _, base_after = lora_and_base(student)  # the trainable model's base weights are untouched
+    assert all(torch.equal(base_before[n], base_after[n]) for n in base_before)
+    unmerged = HFStudent(str(model_dirs[True]), dataclasses.replace(CONFIG, merged_inference=False), seed=0)
+    unmerged.use_adapter(tmp_path / "adapter")
+    assert isinstance(unmerged.inference_model(), PeftModel)
+    assert flat(merged) == pytest.approx(flat(label_probs(unmerged)), abs=1e-5)
+    # A new fine-tune drops the merged copy: the answers follow the new adapter.
+    student.finetune(SEVERITY, [dataclasses.replace(e, output={**e.output, "issue_type": "critical"}) for e in TRIVIAL],
+                     tmp_path / "again")
+    assert student.inference_model() is not model
+    assert all(a.parsed["issue_type"] == "critical" for a in student.answer(SEVERITY, ITEMS))
+    student.use_adapter(None)
+    assert student.inference_model() is student.model
 
 
 def test_calibration_offsets_saved_with_an_adapter_shift_its_answers(student, tmp_path):
