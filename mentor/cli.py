@@ -7,9 +7,10 @@ with exit status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Literal, Optional
 
 import typer
 from rich.console import Console
@@ -25,14 +26,58 @@ from mentor.students import StudentError
 from mentor.tasks import TaskError
 from mentor.teachers import TeacherError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
+# Plain (click) help, not Rich markup: Rich ate every "[default: ...]" in a help text and showed switches as
+# `--json <bool>`. Help is wrapped at up to 120 columns so the command list is not cut at 80.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
                   help="Fine-tune small models with a teacher-student loop; rate code-review findings.")
 # CI logs and pipes get a wide console, so tables are not squeezed to 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError, ReviewError, JudgeError,
-               LLMError)
+USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, StudentError, FileNotFoundError, PermissionError,
+               ReviewError, JudgeError, LLMError)
 
-HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", help="folder of the store and adapters [default: ./.mentor]")
+HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", metavar="DIR",
+                    help="folder of the store and adapters [default: ./.mentor]")
+SHELLS = ("bash", "zsh", "fish", "powershell")
+# The environment variable the completion scripts set when they ask `mentor` for completions.
+COMPLETE_VAR = "_MENTOR_COMPLETE"
+
+
+def check_run_ref(value: Optional[str]) -> Optional[str]:
+    """A run is chosen the same way in every command: its id, or 'latest'. Checked while parsing, so a typo is a
+    usage error (exit 2) before anything is opened."""
+    if value is not None and value != "latest" and not value.isdigit():
+        raise typer.BadParameter(f"{value!r} is not a run: give a run id (see `mentor runs`) or 'latest'")
+    return value
+
+
+def run_option(help: str = "the run: its id (see `mentor runs`) or 'latest' [default: latest]") -> Any:
+    """`--run ID|latest`, the one spelling of 'which run' (default: none given, the caller picks 'latest')."""
+    return typer.Option(None, "--run", metavar="ID|latest", callback=check_run_ref, help=help)
+
+
+def run_argument() -> Any:
+    """The positional run of show/judge/report, kept beside `--run` (both mean the same)."""
+    return typer.Argument(None, metavar="[RUN]", callback=check_run_ref, show_default=False,
+                          help="run id or 'latest' (the same as --run)")
+
+
+def hidden(name: str, default: Any = None, **kwargs: Any) -> Any:
+    """An old spelling of an option, still accepted for a release but no longer shown in help."""
+    return typer.Option(default, name, hidden=True, **kwargs)
+
+
+def either(ctx: typer.Context, value: Any, old: Any, name: str, old_name: str) -> Any:
+    """The value given under an option's name or under its old spelling (or positionally); both at once, with
+    different values, is a usage error rather than a silent choice."""
+    if value is not None and old is not None and value != old:
+        raise typer.BadParameter(f"{old_name} is another spelling of {name}: give one of them", ctx=ctx,
+                                 param_hint=f"'{name}'")
+    return value if value is not None else old
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
 
 
 def _print_version(value: bool) -> None:
@@ -54,17 +99,31 @@ def _root(version: bool = typer.Option(False, "--version", callback=_print_versi
 
 @app.command()
 def run(
-    overrides: list[str] = typer.Argument(None, help="dotted config overrides, e.g. student.epochs=1 loop.patience=1"),
-    config: Optional[str] = typer.Option(None, "--config", help="TOML config file, or a recipe's name (large-data)"),
-    data: Optional[str] = typer.Option(None, "--data", help="the teacher's data source (JSONL) [default: bundled pool]"),
-    holdout: Optional[str] = typer.Option(None, "--holdout", help="frozen held-out set (JSONL) [default: bundled holdout]"),
-    rounds: Optional[int] = typer.Option(None, "--rounds", help="most fine-tuning rounds"),
-    task: Optional[str] = typer.Option(None, "--task", help="built-in task name or task .toml file"),
-    teacher: Optional[str] = typer.Option(None, "--teacher", help="'reference' or 'openai:MODEL'"),
-    student: Optional[str] = typer.Option(None, "--student", help="'bundled', a HF model dir or id, 'scripted'"),
-    resume: bool = typer.Option(False, "--resume", help="resume the latest unfinished run (or --run-id)"),
-    run_id: Optional[int] = typer.Option(None, "--run-id", help="with --resume: which run"),
+    ctx: typer.Context,
+    overrides: list[str] = typer.Argument(None, metavar="[KEY=VALUE]...", show_default=False,
+                                          help="dotted config overrides, e.g. student.epochs=1 loop.patience=1"),
+    config: Optional[str] = typer.Option(None, "--config", metavar="FILE|RECIPE",
+                                         help="TOML config file, or a recipe's name (large-data)"),
+    data: Optional[str] = typer.Option(None, "--data", metavar="FILE",
+                                       help="the teacher's data source (JSONL) [default: bundled pool]"),
+    holdout: Optional[str] = typer.Option(None, "--holdout", metavar="FILE",
+                                          help="frozen held-out set (JSONL) [default: bundled holdout]"),
+    rounds: Optional[int] = typer.Option(None, "--rounds", help="most fine-tuning rounds [default: 3]"),
+    task: Optional[str] = typer.Option(None, "--task", metavar="NAME|FILE",
+                                       help="built-in task (severity, explain) or a task .toml file [default: severity]"),
+    teacher: Optional[str] = typer.Option(None, "--teacher", metavar="NAME",
+                                          help="reference, reference:items, reference:margin, reference:nearest, "
+                                               "reference:natural, random or openai:MODEL [default: reference]"),
+    student: Optional[str] = typer.Option(None, "--student", metavar="MODEL",
+                                          help="bundled, a Hugging Face model folder or hub id, openai:MODEL or "
+                                               "scripted [default: bundled]"),
+    resume: bool = typer.Option(False, "--resume", help="resume a run after its last completed step (--run chooses "
+                                                        "which; default: the latest)"),
+    run_ref: Optional[str] = run_option("with --resume: the run to resume, its id or 'latest' [default: latest]"),
+    old_run_id: Optional[str] = hidden("--run-id", callback=check_run_ref),
     help_config: bool = typer.Option(False, "--help-config", help="list every config key with its default and exit"),
+    as_json: bool = typer.Option(False, "--json", help="print the finished run as one JSON object (as `mentor show "
+                                                       "--json`) instead of the table"),
     home: Optional[str] = HOME,
 ) -> None:
     """Run the teacher-student loop: baseline, then exam, grade, curriculum, fine-tune, evaluate per round."""
@@ -73,49 +132,64 @@ def run(
 
     if help_config:
         for key, default, text in describe(RunConfig):
-            out.print(f"[bold]{key}[/] = {default!r}\n    {text}", highlight=False)
+            out.print(f"[bold]{key}[/] = {escape(repr(default))}\n    {escape(text)}", highlight=False)
         return
+    ref = either(ctx, run_ref, old_run_id, "--run", "--run-id")
+    if ref is not None and not resume:
+        raise typer.BadParameter("--run chooses the run to resume: add --resume (a new run gets the next id)", ctx=ctx,
+                                 param_hint="'--run'")
     if resume:
-        result = resume_run(run_id, home)
+        result = resume_run(None if ref in (None, "latest") else int(ref), home)
     else:
         flags = {"data.pool": data, "data.holdout": holdout, "loop.rounds": rounds, "task": task,
                  "teacher.name": teacher, "student.model": student}
         extra = [f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in flags.items() if v is not None]
         result = start_run(configure(config, list(overrides or []) + extra, home), home)
     store = open_store(home)
-    out.print(round_table(run_overview(store, result["run_id"])))
+    overview = run_overview(store, result["run_id"])
+    if as_json:
+        print_json(overview)
+        return
+    out.print(round_table(overview))
     best = store.rounds(result["run_id"])[result["best_round"]]
     out.print(f"best round {result['best_round']}: adapter {best['adapter'] or '(untuned base model)'}")
 
 
 @app.command("runs")
-def list_runs(home: Optional[str] = HOME) -> None:
+def list_runs(as_json: bool = typer.Option(False, "--json", help="print a JSON list, one object per run"),
+              home: Optional[str] = HOME) -> None:
     """List the runs in the store."""
     from rich.table import Table
 
     from mentor.runner import open_store
 
+    runs = open_store(home).runs()
+    if as_json:
+        print_json(runs)
+        return
     table = Table()
     for name in ("run", "created", "task", "status", "best round", "stop reason"):
         table.add_column(name)
-    for r in open_store(home).runs():
+    for r in runs:
         table.add_row(str(r["id"]), r["created"], r["task"], r["status"], str(r["best_round"] if r["best_round"] is not None else "-"),
                       r["stop_reason"] or "")
     out.print(table)
 
 
 @app.command()
-def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
-         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+def show(ctx: typer.Context,
+         run_arg: Optional[str] = run_argument(),
+         run_ref: Optional[str] = run_option(),
+         as_json: bool = typer.Option(False, "--json", help="print one JSON object (its keys: docs/cli.md)"),
          home: Optional[str] = HOME) -> None:
     """Per-round table of a run, with the teacher's feedback."""
     from mentor.runner import open_store
     from mentor.summary import round_table, run_overview
 
     store = open_store(home)
-    overview = run_overview(store, _run_id(store, run_ref))
+    overview = run_overview(store, _run_id(store, either(ctx, run_ref, run_arg, "--run", "RUN") or "latest"))
     if as_json:
-        print(json.dumps(overview, indent=2))
+        print_json(overview)
         return
     out.print(round_table(overview))
     stats = overview["stats"] or {}
@@ -144,15 +218,20 @@ def show(run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
 
 @app.command("eval")
 def eval_cmd(
-    data: Path = typer.Option(..., "--data", help="JSONL file in the task's format"),
-    models: Optional[str] = typer.Option(None, "--models", help="systems to compare, comma-separated: base, best, "
+    ctx: typer.Context,
+    data: Path = typer.Option(..., "--data", metavar="FILE", help="JSONL file in the task's format"),
+    models: Optional[str] = typer.Option(None, "--models", metavar="A,B,...", help="systems to compare, comma-separated: base, best, "
                                          "round:N, tfidf, tfidf:calibrated, openai:MODEL or an adapter directory"),
-    run_ref: str = typer.Option("latest", "--run", help="run id or 'latest': its best adapter is scored"),
-    adapter: Optional[Path] = typer.Option(None, "--adapter", help="score this adapter directory instead"),
-    base: bool = typer.Option(False, "--base", help="score the untuned base model"),
-    task: Optional[str] = typer.Option(None, "--task", help="task (default: the run's task, else severity)"),
-    student: Optional[str] = typer.Option(None, "--student", help="student model (default: the run's)"),
-    limit: int = typer.Option(0, "--limit", help="score at most this many items (stratified by label; 0 = all)"),
+    run_ref: Optional[str] = run_option("the run whose adapters are scored (best, round:N): its id or 'latest' "
+                                        "[default: latest]"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", metavar="DIR", help="score this adapter directory instead"),
+    untuned: bool = typer.Option(False, "--untuned", help="score the untuned base model"),
+    old_base: bool = hidden("--base", False),  # `--base` names a git ref in `mentor review`; here it meant --untuned
+    task: Optional[str] = typer.Option(None, "--task", metavar="NAME|FILE",
+                                       help="severity, explain or a task .toml file [default: the run's task, else "
+                                            "severity]"),
+    student: Optional[str] = typer.Option(None, "--student", metavar="MODEL", help="student model [default: the run's]"),
+    limit: int = typer.Option(0, "--limit", min=0, help="score at most this many items (stratified by label; 0 = all)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     home: Optional[str] = HOME,
 ) -> None:
@@ -165,25 +244,38 @@ def eval_cmd(
     from mentor.summary import comparison_table, metrics_table
     from mentor.targets import needs_run, resolve_systems, run_context
 
-    if models and (adapter or base):
-        raise StudentError("--models already names the systems: drop --adapter/--base (use 'base' or a directory in --models)")
-    specs = models.split(",") if models else [str(adapter) if adapter else "base" if base else "best"]
+    untuned = untuned or old_base
+    if models and (adapter or untuned):
+        raise StudentError("--models already names the systems: drop --adapter/--untuned (use 'base' or a directory "
+                           "in --models)")
+    specs = models.split(",") if models else [str(adapter) if adapter else "base" if untuned else "best"]
     if adapter is not None and not adapter.is_dir():
         raise FileNotFoundError(f"--adapter {adapter}: no such adapter directory")
-    ctx = run_context(home, run_ref, need_run=needs_run(specs), task=task, student=student)
-    examples = stratified_sample(ctx.task, load_examples(data, ctx.task), limit, ctx.config.seed)
-    targets = resolve_systems(ctx, specs)
+    ctx_run = run_context(home, run_ref or "latest", need_run=needs_run(specs), task=task, student=student)
+    examples = stratified_sample(ctx_run.task, load_examples(data, ctx_run.task), limit, ctx_run.config.seed)
+    targets = resolve_systems(ctx_run, specs)
     result = compare(targets, examples, str(data), progress)
-    if ctx.run_id is not None:
-        ctx.store.save_evaluation(ctx.run_id, "eval", str(data), result)
+    if ctx_run.run_id is not None:
+        ctx_run.store.save_evaluation(ctx_run.run_id, "eval", str(data), result)
     single = result["systems"][0] if len(result["systems"]) == 1 else None
     if as_json:
-        print(json.dumps(single or result, indent=2))
+        print_json(single or result)
         return
     # One system: its headline row, then per class and confusion; several: headlines and F1 per class.
     tables = comparison_table(result)[:1] + metrics_table(single, "")[1:] if single else comparison_table(result)
     for table in tables:
         out.print(table)
+
+
+@app.command("completion")
+def completion_cmd(shell: Literal[SHELLS] = typer.Argument(..., metavar="SHELL", help="the shell to complete in")) -> None:
+    """Print the shell completion script for bash, zsh, fish or powershell.
+
+    bash: `mentor completion bash > ~/.local/share/bash-completion/completions/mentor`; zsh: `eval "$(mentor completion
+    zsh)"` in ~/.zshrc; fish: `mentor completion fish > ~/.config/fish/completions/mentor.fish`."""
+    from typer.completion import get_completion_script
+
+    print(get_completion_script(prog_name="mentor", complete_var=COMPLETE_VAR, shell=shell))
 
 
 def _run_id(store, ref: str) -> int:
@@ -203,16 +295,22 @@ def main() -> None:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module)
+    if os.environ.get(COMPLETE_VAR):  # a completion script asking for completions (see `mentor completion`)
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         # Without standalone mode click returns (not raises) a command's exit code: pass it on.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except USER_ERRORS as err:
-        Console(stderr=True).print(f"[red]error:[/] {escape(str(err))}", highlight=False)  # messages quote logs: no markup
+        # Not wrapped to the terminal: one line per problem, whole in CI logs and for grep. Messages quote logs: no markup.
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(str(err))}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: every completed step is saved; continue with `mentor run --resume`")
+        Console(stderr=True, soft_wrap=True).print("interrupted: every completed step is saved; continue with "
+                                                   "`mentor run --resume`")
         sys.exit(130)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
@@ -246,7 +344,7 @@ def _usage_error(err) -> None:  # noqa: ANN001 - a click exception of either ori
         commands += [g.name for g in app.registered_groups if g.name]
         close = difflib.get_close_matches(name, commands, n=1)
         message += f" Did you mean '{close[0]}'?" if close else f" Commands: {', '.join(sorted(commands))}."
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"[red]error:[/] {escape(message)}", highlight=False)
     console.print(f"see '{escape(where)} -h'", highlight=False)
     sys.exit(2 if getattr(err, "exit_code", 2) in (1, 2) else err.exit_code)

@@ -3,45 +3,49 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from mentor.cli import HOME, app, out
+from mentor.cli import HOME, app, either, hidden, out, print_json, run_argument, run_option
 
 
 @app.command("judge")
 def judge_cmd(
-    run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
-    systems: str = typer.Option("best,base", "--systems", help="the two systems to compare, 'A,B': base, best, round:N, "
-                                "openai:MODEL or an adapter directory"),
-    judge: str = typer.Option("offline", "--judge", help="'offline' (sentence embeddings against the reference "
-                              "explanation) or 'openai:MODEL' (a hosted LLM judge)"),
-    limit: int = typer.Option(0, "--limit", help="judge at most this many holdout items (stratified; 0 = all)"),
+    ctx: typer.Context,
+    run_arg: Optional[str] = run_argument(),
+    run_ref: Optional[str] = run_option(),
+    models: Optional[str] = typer.Option(None, "--models", metavar="A,B", help="the two systems to compare: base, best, "
+                                         "round:N, openai:MODEL or an adapter directory [default: best,base]"),
+    old_systems: Optional[str] = hidden("--systems"),
+    judge: str = typer.Option("offline", "--judge", metavar="offline|openai:MODEL", help="'offline' (sentence embeddings "
+                              "against the reference explanation) or 'openai:MODEL' (a hosted LLM judge)"),
+    limit: int = typer.Option(0, "--limit", min=0, help="judge at most this many holdout items (stratified; 0 = all)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object (with every item's verdicts)"),
     home: Optional[str] = HOME,
 ) -> None:
     """Compare two systems' explanations on the run's holdout: wins, ties, losses, preference differential."""
     from mentor.compare import judge_run
     from mentor.console import progress
-    from mentor.judge import JudgeError, make_judge
+    from mentor.judge import make_judge
     from mentor.targets import run_context
 
+    systems = either(ctx, models, old_systems, "--models", "--systems") or "best,base"
     pair = tuple(s.strip() for s in systems.split(",") if s.strip())
     if len(pair) != 2:
-        raise JudgeError(f"--systems needs exactly two systems, 'A,B' (e.g. best,base), got {systems!r}")
-    ctx = run_context(home, run_ref, need_run=True)
-    run_id = ctx.need_run()
+        raise typer.BadParameter(f"needs exactly two systems, 'A,B' (e.g. best,base), got {systems!r}", ctx=ctx,
+                                 param_hint="'--models'")
+    run = run_context(home, either(ctx, run_ref, run_arg, "--run", "RUN") or "latest", need_run=True)
+    run_id = run.need_run()
 
     def record(**call) -> None:
-        ctx.store.record_call(run_id, call.pop("round_no"), **call)
+        run.store.record_call(run_id, call.pop("round_no"), **call)
 
-    result = judge_run(ctx, pair, make_judge(judge, recorder=record), limit, progress)
-    ctx.store.save_evaluation(run_id, "judge", result["data"], result)
+    result = judge_run(run, pair, make_judge(judge, recorder=record), limit, progress)
+    run.store.save_evaluation(run_id, "judge", result["data"], result)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     ci = result["ci"]
     interval = f" (95% interval {ci[0]:+.3f} to {ci[1]:+.3f})" if ci else ""
@@ -58,9 +62,12 @@ def judge_cmd(
 
 @app.command("report")
 def report_cmd(
-    run_ref: str = typer.Argument("latest", help="run id or 'latest'"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="folder for report.html and its charts "
-                                           "[default: <home>/runs/<run>/report]"),
+    ctx: typer.Context,
+    run_arg: Optional[str] = run_argument(),
+    run_ref: Optional[str] = run_option(),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="DIR", help="folder for report.html and its "
+                                          "charts [default: HOME/runs/RUN/report]"),
+    old_out: Optional[Path] = hidden("--out"),
     home: Optional[str] = HOME,
 ) -> None:
     """Write a run's HTML report (charts beside it, opens from disk with no network)."""
@@ -69,7 +76,8 @@ def report_cmd(
     from mentor.runner import home_dir, open_store
 
     store = open_store(home)
-    run_id = _run_id(store, run_ref)
+    run_id = _run_id(store, either(ctx, run_ref, run_arg, "--run", "RUN") or "latest")
     store.run(run_id)  # an unknown run is a user error before anything is written
-    path = build_report(store, run_id, out_dir or home_dir(home) / "runs" / str(run_id) / "report")
+    folder = either(ctx, output, old_out, "--output", "--out")
+    path = build_report(store, run_id, folder or home_dir(home) / "runs" / str(run_id) / "report")
     out.print(f"wrote {path}", highlight=False)

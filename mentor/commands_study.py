@@ -7,22 +7,27 @@ from typing import Optional
 
 import typer
 
-from mentor.cli import HOME, app, out
+from mentor.cli import HOME, app, out, print_json
 
 
 @app.command("study")
 def study_cmd(
-    overrides: list[str] = typer.Argument(None, help="dotted config overrides for every run, e.g. loop.rounds=4"),
-    data: Optional[str] = typer.Option(None, "--data", help="the teachers' data source (JSONL) [default: bundled pool]"),
-    holdout: Optional[str] = typer.Option(None, "--holdout", help="frozen held-out set (JSONL) [default: bundled holdout]"),
-    teachers: str = typer.Option("reference,random", "--teachers", help="comma-separated teachers to compare: reference, "
-                                 "reference:items, reference:margin, reference:nearest, reference:natural, random"),
-    seeds: int = typer.Option(3, "--seeds", help="runs per teacher, seeds 0..N-1"),
-    control: Optional[str] = typer.Option(None, "--control", help="the teacher the others are paired against "
-                                          "[default: random when studied, else the last teacher]"),
-    config: Optional[str] = typer.Option(None, "--config", help="TOML config file or recipe name for every run "
-                                         "[default: the 'study' recipe]"),
-    show: Optional[int] = typer.Option(None, "--show", help="print study N from the store without running anything"),
+    overrides: list[str] = typer.Argument(None, metavar="[KEY=VALUE]...", show_default=False,
+                                          help="dotted config overrides for every run, e.g. loop.rounds=4"),
+    data: Optional[str] = typer.Option(None, "--data", metavar="FILE",
+                                       help="the teachers' data source (JSONL) [default: bundled pool]"),
+    holdout: Optional[str] = typer.Option(None, "--holdout", metavar="FILE",
+                                          help="frozen held-out set (JSONL) [default: bundled holdout]"),
+    teachers: str = typer.Option("reference,random", "--teachers", metavar="A,B,...", help="comma-separated teachers to "
+                                 "compare: reference, reference:items, reference:margin, reference:nearest, "
+                                 "reference:natural, random"),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="runs per teacher, seeds 0..N-1"),
+    control: Optional[str] = typer.Option(None, "--control", metavar="TEACHER", help="the teacher the others are paired "
+                                          "against [default: random when studied, else the last teacher]"),
+    config: Optional[str] = typer.Option(None, "--config", metavar="FILE|RECIPE", help="TOML config file or recipe name "
+                                         "for every run [default: the 'study' recipe]"),
+    show: Optional[int] = typer.Option(None, "--show", metavar="STUDY", min=1,
+                                       help="print study N from the store without running anything"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     home: Optional[str] = HOME,
 ) -> None:
@@ -46,7 +51,7 @@ def study_cmd(
     result = analyse(store, study_id, home)
     folder = save(result, home)
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     for table in study_tables(result):
         out.print(table)

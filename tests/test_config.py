@@ -1,7 +1,6 @@
 """Config: defaults, TOML file, dotted overrides; unknown keys and wrong types are errors naming the key."""
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -92,6 +91,8 @@ def test_recipe_auto_follows_the_size_of_the_data_source(tmp_path):
     ("teacher.probe=-1", "'teacher.probe' is -1; it must be at least 0"),
     ("loop.patience=0", "'loop.patience' is 0; it must be at least 1"),
     ("student.lora.rank=0", "'student.lora.rank' is 0; it must be at least 1"),
+    ("student.model=./no/such/model", "'student.model' is './no/such/model': no such folder; use 'bundled'"),
+    ("student.report_to=tensorboard,neptunee", "'student.report_to' has 'neptunee'; choose from tensorboard, mlflow, wandb"),
 ])
 def test_out_of_range_values_are_refused_before_a_run_is_recorded(override, says, tmp_path, home):
     from mentor.runner import configure, open_store
@@ -105,3 +106,22 @@ def test_out_of_range_values_are_refused_before_a_run_is_recorded(override, says
 def test_every_bad_value_is_listed_at_once():
     with pytest.raises(ConfigError, match="2 bad value"):
         load_config(overrides=["loop.metric=f1", "student.threads=-2"])
+
+
+def test_student_model_paths_and_hub_ids(tmp_path):
+    from mentor.config import StudentConfig, check
+
+    (tmp_path / "model").mkdir()
+    assert "no config.json" in _problem(check, StudentConfig(model=str(tmp_path / "model")))
+    (tmp_path / "model" / "config.json").write_text("{}")
+    (tmp_path / "weights.gguf").write_text("")
+    assert "that is a file" in _problem(check, StudentConfig(model=str(tmp_path / "weights.gguf")))
+    for fine in (str(tmp_path / "model"), f"hf:{tmp_path / 'model'}", "HuggingFaceTB/SmolLM2-135M", "gpt2", "bundled",
+                 "scripted", "openai:gpt-4o-mini"):
+        assert check(StudentConfig(model=fine)).model == fine  # a hub id is only known once it is downloaded
+
+
+def _problem(check, config) -> str:  # noqa: ANN001
+    with pytest.raises(ConfigError) as err:
+        check(config)
+    return str(err.value)

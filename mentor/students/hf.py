@@ -239,7 +239,7 @@ class HFStudent:
                 gradient_accumulation_steps=max(1, round(cfg.batch_size / (cfg.micro_batch_size * world))),
                 learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, warmup_steps=cfg.warmup_ratio,
                 weight_decay=cfg.weight_decay, lr_scheduler_type="cosine", seed=self.seed, data_seed=self.seed,
-                save_strategy="no", eval_strategy="no", report_to=[], logging_steps=1, disable_tqdm=True,
+                save_strategy="no", eval_strategy="no", report_to=list(cfg.report_to), logging_steps=1, disable_tqdm=True,
                 log_level="warning", dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"],
                 train_sampling_strategy="group_by_length", use_cpu=self.device.type == "cpu",
                 bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16)

@@ -64,7 +64,7 @@ OFFLINE = (*REFERENCE_VARIANTS, "random")
 
 
 def _unknown(name: str) -> TeacherError:
-    return TeacherError(f"unknown teacher {name!r}: use {', '.join(OFFLINE)} or 'openai:MODEL'")
+    return TeacherError(f"unknown teacher {name!r} (teacher.name, --teacher): use {', '.join(OFFLINE)} or 'openai:MODEL'")
 
 
 def teacher_needs_labels(config: TeacherConfig) -> bool:
