@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mentor.config import LoraConfig, RunConfig, StudentConfig, to_dict
-from mentor.export import ExportError, export_run, serving_commands
+from mentor.export import ExportError, adapter_context, export_run, read_export, serving_commands
 from mentor.records import Example
 from mentor.runner import open_store
 from mentor.students.hf import HFStudent
@@ -58,7 +58,9 @@ def test_export_writes_the_engine_layout_and_the_merged_model(home, trained, tmp
     run_id = finished_run(str(model_dir), adapter)
     result = export_run(None, str(run_id), tmp_path / "loras", name="reviewer", merged=True)
     assert result.adapter == tmp_path / "loras" / "reviewer"
-    assert sorted(p.name for p in result.adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in result.adapter.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "mentor.json"]
+    meta = json.loads((result.adapter / "mentor.json").read_text())
+    assert meta["task"] == "severity" and meta["student"]["model"] == str(model_dir) and meta["round"] == 1
     config = json.loads((result.adapter / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 8 and config["base_model_name_or_path"] == str(model_dir)
     tensors = load_file(result.adapter / "adapter_model.safetensors")
@@ -110,3 +112,63 @@ def test_export_carries_the_adapters_calibration(home, trained, tmp_path):
     calibration.save(calibrated, fit)
     result = export_run(None, str(finished_run(str(model_dir), calibrated)), tmp_path / "loras")
     assert calibration.load(result.adapter) == fit.offsets
+
+
+def test_cli_export_vocabulary(home, trained, tmp_path, monkeypatch, capsys):
+    model_dir, adapter = trained
+    run_id = finished_run(str(model_dir), adapter)
+    status, out, err = run_cli(monkeypatch, capsys, "export", "--run", str(run_id), "-o", str(tmp_path / "a"), "--json")
+    assert status == 0, err
+    assert json.loads(out)["adapter"] == str((tmp_path / "a" / f"mentor-run{run_id}").resolve())
+    status, _, err = run_cli(monkeypatch, capsys, "export", str(run_id), "--out", str(tmp_path / "b"))  # old spellings
+    assert status == 0 and (tmp_path / "b" / f"mentor-run{run_id}" / "mentor.json").is_file(), err
+    status, _, err = run_cli(monkeypatch, capsys, "export", "1", "--run", "2")
+    assert status == 2 and "given twice" in err
+    status, _, err = run_cli(monkeypatch, capsys, "export", "--output", str(tmp_path / "c"), "--out", str(tmp_path / "d"))
+    assert status == 2 and "given twice" in err
+
+
+def test_an_exported_adapter_brings_its_task_and_model_where_there_is_no_store(home, trained, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    model_dir, adapter = trained
+    exported = export_run(None, str(finished_run(str(model_dir), adapter)), tmp_path / "published").adapter
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    ctx = adapter_context(exported, str(elsewhere / "no-store"), "latest", need_run=False)
+    assert ctx.run_id is None and ctx.task.name == "severity" and ctx.student_config.model == str(model_dir)
+    assert not (elsewhere / "no-store").exists()
+    assert adapter_context(exported, None, "latest", need_run=False, student="scripted").student_config.model == "scripted"
+    # Trained on a local model that is not on this machine: the base model the export names, else a clear error.
+    meta = read_export(exported)
+    moved = replace(meta, student_model="/gone/tiny")
+    from mentor.export import _student_model
+
+    assert _student_model(replace(moved, base_model="org/tiny"), exported) == "org/tiny"
+    assert _student_model(replace(moved, base_model="HuggingFaceTB/SmolLM2-135M-Instruct"), exported) == "bundled"
+    with pytest.raises(ExportError, match="not on this machine; pass --student"):
+        _student_model(replace(moved, base_model="/gone/too"), exported)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: "{not json", "mentor.json: not valid JSON"),
+    (lambda m: {**m, "format": 7}, "field 'format' is 7"),
+    (lambda m: {**m, "task": ""}, "field 'task' must be a non-empty string"),
+    (lambda m: {**m, "student": {**m["student"], "model": 3}}, "field 'student.model'"),
+    (lambda m: {**m, "student": {**m["student"], "max_length": 0}}, "field 'student.max_length' must be a positive integer"),
+])
+def test_a_broken_mentor_json_names_the_file_and_field(tmp_path, edit, message):
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    good = {"format": 1, "task": "severity", "base_model": "org/m", "student": {"model": "bundled", "max_length": 320,
+                                                                                "max_new_tokens": 96}}
+    assert read_export(folder) is None  # no mentor.json: any adapter folder, read the old way
+    (folder / "mentor.json").write_text(json.dumps(good))
+    assert read_export(folder).student_model == "bundled"
+    changed = edit(good)
+    (folder / "mentor.json").write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    with pytest.raises(ExportError, match=message):
+        read_export(folder)
+    with pytest.raises(ExportError, match="no such folder"):
+        adapter_context(tmp_path / "missing", None, "latest", need_run=False)

@@ -255,8 +255,8 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "xml"], "--format 'xml'"),
-    (["--min-severity", "blocker"], "--min-severity 'blocker'"),
+    (["--format", "xml"], "Invalid value for '--format'"),
+    (["--min-severity", "blocker"], "Invalid value for '--min-severity'"),
     (["--sarif", "missing.sarif"], "SARIF file not found"),
     (["--max-diff-bytes", "100"], "larger than 100 bytes"),
 ])

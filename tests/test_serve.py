@@ -92,6 +92,7 @@ def test_review_endpoint_rates_filters_and_renders(home):
         report = httpx.post(f"{server.url}/v1/review", json=body, headers=auth).json()
         assert [(f["line"], f["severity"]) for f in report["findings"]] == [(6, "critical"), (11, "major")]
         assert report["filtered_out"] == 1 and "range(1, len(items))" in report["findings"][1]["code"]
+        assert report["timing"]["findings_rated"] == 3 and report["timing"]["per_finding_s"] >= 0
         sarif = httpx.post(f"{server.url}/v1/review?format=sarif", json=body, headers=auth)
         jsonschema.Draft4Validator(sarif_schema()).validate(sarif.json())
         markdown = httpx.post(f"{server.url}/v1/review?format=markdown", json=body, headers=auth)
@@ -179,3 +180,14 @@ def test_feedback_through_the_server_reaches_the_next_run(home, data_files):
     assert store.rounds(result["run_id"])[0]["stats"]["pool"] == 8
     item = taught.get(key) or examined.get(key)
     assert item is not None and item.output["issue_type"] == fixed[1]
+
+
+def test_the_server_reports_its_model_load_time_and_answer_time(home):
+    server = build_server(parse_models([], None, untuned=True), student="scripted", task="severity", token=None, port=0)
+    assert server.api.model_load_s is not None and server.api.model_load_s >= 0
+    with running(server):
+        answer = httpx.post(f"{server.url}/v1/chat/completions", json={"messages": [{"role": "user", "content": json.dumps(FINDING)}]})
+        assert answer.status_code == 200 and answer.json()["mentor"]["seconds"] >= 0
+        health = httpx.get(f"{server.url}/health").json()
+    assert health["model_load_s"] == server.api.model_load_s
+    assert health["batching"]["requests"] == 1 and health["batching"]["seconds_per_answer"] >= 0

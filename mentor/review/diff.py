@@ -81,17 +81,31 @@ def git_diff_bytes(base: str, repo: Path, max_bytes: int = MAX_DIFF_BYTES, conte
         raise ReviewError(f"--base {base!r}: a git ref cannot start with '-'")
     merge_base = _git(repo, "merge-base", base, "HEAD")
     start = merge_base.stdout.decode().strip() if merge_base.returncode == 0 else base
-    command = ["git", "-C", str(repo), "diff", "--no-color", "--no-ext-diff", f"-U{context}", start, "--"]
+    return _read_git_diff(repo, [start], f"git diff {base}", max_bytes, context)
+
+
+def git_staged_bytes(repo: Path, max_bytes: int = MAX_DIFF_BYTES, context: int = 5) -> bytes:
+    """What the next commit would record: the index against HEAD (every staged file before a first commit),
+    the change a pre-commit hook is asked about."""
+    return _read_git_diff(repo, ["--cached"], "git diff --cached", max_bytes, context)
+
+
+def _read_git_diff(repo: Path, args: list[str], what: str, max_bytes: int, context: int) -> bytes:
+    command = ["git", "-C", str(repo), "diff", "--no-color", "--no-ext-diff", f"-U{context}", *args, "--"]
     # Read at most max_bytes + 1: a huge diff is refused without ever being held in memory whole.
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    try:
+        proc_handle = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        raise ReviewError(f"{what} needs git on PATH; or pass the diff as a file or on stdin") from None
+    with proc_handle as proc:
         data = proc.stdout.read(max_bytes + 1)  # type: ignore[union-attr]
         if len(data) > max_bytes:
             proc.kill()
-            return _check_size(data, f"git diff {base}", max_bytes)
+            return _check_size(data, what, max_bytes)
         errors = proc.stderr.read()  # type: ignore[union-attr]
     if proc.returncode != 0:
         message = errors.decode("utf-8", "replace").strip().splitlines()
-        raise ReviewError(f"git diff {base} failed in {repo}: {message[-1] if message else 'exit ' + str(proc.returncode)}")
+        raise ReviewError(f"{what} failed in {repo}: {message[-1] if message else 'exit ' + str(proc.returncode)}")
     return data
 
 
@@ -105,7 +119,7 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
 def git_root(start: Path) -> Path:
     done = _git(start, "rev-parse", "--show-toplevel")
     if done.returncode != 0:
-        raise ReviewError(f"--base needs a git repository, and {start.resolve()} is not inside one")
+        raise ReviewError(f"--base and --staged need a git repository, and {start.resolve()} is not inside one")
     return Path(done.stdout.decode().strip())
 
 

@@ -74,6 +74,9 @@ class ReviewReport:
     model: str
     min_severity: str | None
     warnings: list[str] = field(default_factory=list)
+    # Seconds spent: model_load_s (loading the model and adapter), rating_s (rating every finding, one batch),
+    # per_finding_s (rating_s / findings rated), findings_rated. Empty when the caller did not time anything.
+    timing: dict[str, float | int | None] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         levels = [*SEVERITY_LABELS, "unrated"]

@@ -101,7 +101,7 @@ def to_json(report: ReviewReport) -> str:
     return json.dumps({
         "tool": "mentor", "version": version(), "model": report.model, "min_severity": report.min_severity,
         "counts": report.counts(), "filtered_out": report.filtered_out,
-        "findings": [r.to_json() for r in report.findings], "warnings": report.warnings,
+        "findings": [r.to_json() for r in report.findings], "warnings": report.warnings, "timing": report.timing,
     }, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -8,12 +8,13 @@ explanation; a severity-only model gets the level's meaning as its explanation, 
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from mentor.records import Answer
 from mentor.review.collect import Sources, collect
 from mentor.review.diff import ReviewError
-from mentor.review.findings import MEANING, RANK, Finding, RatedFinding, ReviewReport, at_least
+from mentor.review.findings import MEANING, RANK, Collected, Finding, RatedFinding, ReviewReport, at_least
 from mentor.students import Student
 from mentor.tasks import Task
 
@@ -24,8 +25,35 @@ def review(sources: Sources, student: Student, task: Task, model: str, min_sever
            progress: Callable[[int], None] | None = None) -> ReviewReport:
     """The whole review: gather the findings, rate them in one batch, filter by the threshold."""
     check_task(task)
-    found = collect(sources)
-    return build_report(rate(student, task, found.findings, progress), model, min_severity, found.warnings)
+    return rate_collected(collect(sources), student, task, model, min_severity, progress)
+
+
+def rate_collected(found: Collected, student: Student, task: Task, model: str, min_severity: str | None,
+                   progress: Callable[[int], None] | None = None, model_load_s: float | None = None) -> ReviewReport:
+    """Rate findings already gathered (the CLI gathers them before loading the model, so a bad input file
+    fails fast) and report how long the rating took, with the model's load time when the caller measured it."""
+    started = time.perf_counter()
+    rated = rate(student, task, found.findings, progress)
+    report = build_report(rated, model, min_severity, found.warnings)
+    report.timing = timing(len(rated), time.perf_counter() - started, model_load_s)
+    return report
+
+
+def timing(findings: int, seconds: float, model_load_s: float | None = None) -> dict[str, float | int | None]:
+    """The timing block of a report (JSON `timing`, the stderr line after a table)."""
+    return {"model_load_s": None if model_load_s is None else round(model_load_s, 3), "rating_s": round(seconds, 3),
+            "findings_rated": findings, "per_finding_s": round(seconds / findings, 4) if findings else None}
+
+
+def describe_timing(values: dict[str, float | int | None]) -> str:
+    """One line for humans: 'model loaded in 2.1 s; 12 finding(s) rated in 0.84 s (0.070 s each)'."""
+    parts = []
+    if values.get("model_load_s") is not None:
+        parts.append(f"model loaded in {values['model_load_s']:.1f} s")
+    if "rating_s" in values:
+        each = f" ({values['per_finding_s']:.3f} s each)" if values.get("per_finding_s") is not None else ""
+        parts.append(f"{values['findings_rated']} finding(s) rated in {values['rating_s']:.2f} s{each}")
+    return "; ".join(parts)
 
 
 def check_task(task: Task) -> None:

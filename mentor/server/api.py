@@ -18,7 +18,7 @@ from typing import Any, Callable
 from mentor import feedback
 from mentor.review import FORMATS, ReviewError, build_report, parse_diff, render
 from mentor.review.findings import Finding, attach_context, clip
-from mentor.review.rate import check_task, rated_from
+from mentor.review.rate import check_task, rated_from, timing
 from mentor.server.batcher import Batcher
 from mentor.store import Store
 from mentor.tasks import SEVERITY_LABELS, Task
@@ -42,6 +42,7 @@ class Api:
     default_model: str
     labels: dict[str, str]  # model name -> what it is ("run 3 best (round 2)", "adapter DIR", ...)
     open_store: Callable[[], Store]
+    model_load_s: float | None = None  # seconds the model and default adapter took to load at start-up
 
     # ---- OpenAI-compatible --------------------------------------------------------------------
 
@@ -76,7 +77,7 @@ class Api:
             # Estimated at ~4 characters per token: the label is scored, not generated token by token.
             "usage": {"prompt_tokens": max(1, prompt_chars // 4), "completion_tokens": max(1, len(content) // 4),
                       "total_tokens": max(1, prompt_chars // 4) + max(1, len(content) // 4)},
-            "mentor": {"probs": rated.probs, "probability": rated.probability},
+            "mentor": {"probs": rated.probs, "probability": rated.probability, "seconds": answer.seconds},
         }
 
     # ---- review and feedback --------------------------------------------------------------------
@@ -96,9 +97,12 @@ class Api:
             raise ApiError(413, f"{len(raw)} findings in one request; send at most {MAX_FINDINGS}")
         found, warnings = self._findings(raw, body.get("diff"))
         check_task(self.task)
+        started = time.perf_counter()
         answers = self.batcher.answer(model, self.task, [{"code": f.code, "review": f.text} for f in found])
         rated = [rated_from(self.task, f, a) for f, a in zip(found, answers)]
         report = build_report(rated, self.labels[model], threshold, warnings)
+        # Wall time as this request saw it: the batch it shared with other callers, queueing included.
+        report.timing = timing(len(rated), time.perf_counter() - started, self.model_load_s)
         kind = "text/plain; charset=utf-8" if fmt in ("table", "markdown") else "application/json"
         return kind, render(report, fmt)
 

@@ -109,4 +109,5 @@ class Batcher:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {**self.stats, "queued": self._queue.qsize()}
+            per_answer = self.stats["model_seconds"] / self.stats["requests"] if self.stats["requests"] else None
+            return {**self.stats, "seconds_per_answer": per_answer, "queued": self._queue.qsize()}

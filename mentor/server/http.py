@@ -56,6 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if route == ("GET", "/health"):
                 self._send(200, {"status": "ok", "model": self.server.api.default_model,
+                                 "model_load_s": self.server.api.model_load_s,
                                  "batching": self.server.api.batcher.snapshot()})
                 return
             self._authorise()
