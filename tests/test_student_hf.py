@@ -82,6 +82,8 @@ def test_scoring_equals_brute_force_likelihood(model_dirs, chat):
     assert max(len(ids) for ids in label_ids.values()) > 1  # the test must cover multi-token labels
     assert label_ids["minor issue"][0] == label_ids["minor"][0]
     answers = student.answer(SHARED, ITEMS)  # batches of 3 prompts of different lengths: padding matters
+    # The chat template's system prompt is a prefix long enough to be run once and reused.
+    assert (student._prefix is not None) == chat
     for item, answer in zip(ITEMS, answers):
         prompt = student.encode(SHARED, item)[0]
         scores = []

@@ -40,6 +40,9 @@ from mentor.tasks import Task
 SYSTEM_PROMPT = "You are a concise code review assistant."
 # A prompt is never clipped below this many tokens, however long the answer.
 MIN_PROMPT_TOKENS = 32
+# Prompts share the chat template and the task's instruction; from this many tokens on, that prefix is run
+# once and its KV cache reused by every question (about a fifth of a severity prompt).
+MIN_SHARED_PREFIX = 8
 
 
 class HFStudent:
@@ -75,6 +78,7 @@ class HFStudent:
         self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self._adapter: Path | str | None = None  # the saved adapter now loaded; "unsaved" mid-training
         self._merged: torch.nn.Module | None = None  # the adapter merged into a copy of the weights, for answering
+        self._prefix: tuple[torch.nn.Module, tuple[int, ...], object] | None = None  # (model, ids, KV cache)
         self.offsets: dict[str, float] | None = None  # the loaded adapter's per-label calibration offsets
 
     # ---- the student's format: one place, used by training, scoring and generation ----------------
@@ -144,6 +148,7 @@ class HFStudent:
         order = sorted(range(len(inputs)), key=lambda i: len(prompts[i]))  # similar lengths, little padding
         self.model.eval()
         model = self.inference_model()
+        shared = self._shared_prefix(model, task, prompts) if labels else None
         size = max(1, self.config.eval_batch_size)
         for start in range(0, len(order), size):
             batch = order[start:start + size]
@@ -151,7 +156,7 @@ class HFStudent:
             with torch.inference_mode():
                 chosen, probs = [None] * len(batch), [None] * len(batch)
                 if labels:
-                    scores = self._score(model, [prompts[i] for i in batch], label_ids)
+                    scores = self._score(model, [prompts[i] for i in batch], label_ids, shared)
                     if self.offsets:  # decision calibration saved with the adapter (mentor.calibration)
                         scores = scores + torch.tensor([self.offsets.get(label, 0.0) for label in labels], device=scores.device)
                     scores = torch.softmax(scores, dim=-1)
@@ -182,17 +187,49 @@ class HFStudent:
             self._merged = copy.deepcopy(self.model).merge_and_unload().eval()
         return self._merged
 
-    def _score(self, model: torch.nn.Module, prompts: list[list[int]], label_ids: list[list[int]]) -> torch.Tensor:
+    def _shared_prefix(self, model: torch.nn.Module, task: Task, prompts: list[list[int]]) -> tuple[int, object] | None:
+        """(length, KV cache) of the tokens every prompt starts with, or None when that is too short.
+
+        The prefix is what the task's prompt with empty fields has in common with every prompt, so it is
+        the same from one call to the next (one review, or one request at a time, reuses it too).
+        """
+        if not prompts:
+            return None
+        template = self._prompt_ids(task.prompt({}))
+        n = min(len(template), min(len(p) for p in prompts) - 1)  # every prompt keeps a token of its own
+        for p in prompts:
+            n = next((i for i in range(n) if p[i] != template[i]), n)
+        if n < MIN_SHARED_PREFIX:
+            return None
+        key = tuple(template[:n])
+        if self._prefix is None or self._prefix[0] is not model or self._prefix[1] != key:
+            with torch.inference_mode():
+                cache = model(input_ids=torch.tensor([key], device=self.device), use_cache=True).cache
+            self._prefix = (model, key, cache)
+        return n, self._prefix[2]
+
+    def _score(self, model: torch.nn.Module, prompts: list[list[int]], label_ids: list[list[int]],
+               shared: tuple[int, object] | None = None) -> torch.Tensor:
         """Log-likelihood of each label's tokens after each prompt: a (prompts, labels) tensor.
 
         One pass over the left-padded prompts gives every label's first token; labels of several tokens
-        continue from that pass's KV cache, which is cropped back after each one.
+        continue from that pass's KV cache, which is cropped back after each one. With a `shared` prefix
+        (length, cache) only the rest of each prompt is run: [prefix | padding | rest], the padding masked.
         """
-        ids, mask = _left_pad(prompts, self.pad_id, self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         longer = any(len(label) > 1 for label in label_ids)
         keep = {"logits_to_keep": 1} if self.keeps_logits else {}
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=longer, **keep)
+        if shared is None:
+            ids, mask = _left_pad(prompts, self.pad_id, self.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=longer, **keep)
+        else:
+            n, prefix_cache = shared
+            ids, rest_mask = _left_pad([p[n:] for p in prompts], self.pad_id, self.device)
+            mask = torch.cat([torch.ones(len(prompts), n, dtype=rest_mask.dtype, device=self.device), rest_mask], dim=1)
+            positions = n + (rest_mask.cumsum(-1) - 1).clamp(min=0)
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(prompts))
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, **keep)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         scores = first[:, [label[0] for label in label_ids]]
         for j, label in enumerate(label_ids):
@@ -230,7 +267,8 @@ class HFStudent:
             adapter = PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                      target_modules=targets, task_type="CAUSAL_LM")
             self.model = get_peft_model(self.model, adapter)
-        self._adapter, self.offsets, self._merged = "unsaved", None, None  # they belong to the adapter being replaced
+        # They belong to the adapter being replaced.
+        self._adapter, self.offsets, self._merged, self._prefix = "unsaved", None, None, None
         world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
         dtype = next(self.model.parameters()).dtype
         with tempfile.TemporaryDirectory(prefix="mentor-trainer-") as scratch:
@@ -292,7 +330,7 @@ class HFStudent:
         base = self.model.unload() if isinstance(self.model, PeftModel) else self.model
         # Trainable, so that the next finetune continues from this adapter.
         self.model = (PeftModel.from_pretrained(base, path, is_trainable=True) if path else base).eval()
-        self._adapter, self._merged = path, None
+        self._adapter, self._merged, self._prefix = path, None, None
 
 
 class _AnswerLoss:
