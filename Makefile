@@ -1,7 +1,9 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   venv + CPU torch + mentor + the bundled student, then `mentor run` on the bundled defaults
+#   make demo   venv + torch + mentor + the bundled student, then `mentor run` on the bundled defaults
 #   make test   the same set-up, then the test suite (including the slow end-to-end test)
-# On a GPU box, choose your CUDA build of torch:  make demo TORCH="torch --index-url <your CUDA wheel index>"
+# torch is pinned to 2.13.0. Which build pip picks depends on the index: PyPI's Linux wheel bundles CUDA
+# (several GB); for the small CPU-only build use  make demo TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+# On a GPU box, choose your CUDA build:  make demo TORCH="torch --index-url <your CUDA wheel index>"
 
 PYTHON ?= python3
 TORCH ?= torch==2.13.0

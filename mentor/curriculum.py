@@ -1,4 +1,4 @@
-"""Curriculum generation (SPEC step 4): vet what the teacher proposed, merge it, pick a round's training set.
+"""Curriculum generation (step 4 of the loop): vet what the teacher proposed, merge it, pick a round's training set.
 
 Every proposed example gets a status that the store keeps: `accepted`, `invalid: <why>`,
 `excluded: holdout` (its normalised input matches a holdout item) or `duplicate`. Only accepted examples

@@ -1,4 +1,4 @@
-"""The teacher-student loop: the SPEC's five steps, top to bottom, in `run_loop`.
+"""The teacher-student loop: the five steps of mentor's design, top to bottom, in `run_loop`.
 
 Round 0 scores the untuned student on the holdout, so every run shows its own baseline. Each later
 round: a targeting teacher has the student score some unseen pool items (the probe), the teacher writes an exam, the student takes it, the teacher grades it and proposes training

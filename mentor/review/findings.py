@@ -21,7 +21,7 @@ from mentor.tasks import SEVERITY_LABELS
 RANK = {label: len(SEVERITY_LABELS) - i for i, label in enumerate(SEVERITY_LABELS)}
 MAX_TEXT_CHARS = 4_000  # a review comment longer than this is clipped (the student reads ~700 anyway)
 MAX_FILE_BYTES = 2_000_000  # a working-tree file larger than this is not read for context
-# What each level means (the SPEC's definitions): the explanation a severity-only model gets, SARIF rule text.
+# What each level means (the original design's definitions): the explanation a severity-only model gets, SARIF rule text.
 MEANING = {
     "critical": "A security vulnerability, or a bug that crashes the program or abruptly exits execution.",
     "major": "A severe bug that makes the system produce incorrect results.",

@@ -1,6 +1,6 @@
 """The built-in code-review tasks: `severity` (rate a finding) and `explain` (rate and explain it).
 
-The teacher reads the full definitions below (the SPEC's meanings of the four levels); the student reads
+The teacher reads the full definitions below (the original design's meanings of the four levels); the student reads
 a two-line prompt, because fine-tuning teaches it what the levels mean and every prompt token costs CPU
 time in training and at inference.
 """

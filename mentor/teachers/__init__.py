@@ -1,6 +1,6 @@
 """Teachers: the Teacher protocol and the registry that builds one from a spec string.
 
-A teacher writes exams and grades them (SPEC steps 1 and 3). It never sees the holdout: the loop removes
+A teacher writes exams and grades them (steps 1 and 3 of the loop). It never sees the holdout: the loop removes
 holdout items from the data source before the teacher gets it and passes `avoid`, the normalised keys
 (see `Task.key`) that must not come back in an exam or a curriculum. The loop checks the teacher's output
 against the same keys again, so a teacher that ignores `avoid` still cannot contaminate a run.

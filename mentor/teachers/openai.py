@@ -1,6 +1,6 @@
 """The hosted teacher (`openai:MODEL`): an LLM behind any OpenAI-compatible server writes and grades exams.
 
-It follows the SPEC's steps 1 and 3 with our prompts (`prompts.py`) and trusts nothing it is sent:
+It follows steps 1 and 3 of the loop with our prompts (`prompts.py`) and trusts nothing it is sent:
 - a data source of any size is shown as a sample within `source_tokens`, and the work is split into
   requests of at most `batch_size` items (each with its own sample), run `concurrency` at a time;
 - a reply that is not usable JSON is sent back with the problem, `parse_retries` times;

@@ -1,9 +1,9 @@
-"""The prompts an LLM teacher reads, and the JSON schemas of the replies it writes (ours, in the SPEC's shape).
+"""The prompts an LLM teacher reads, and the JSON schemas of the replies it writes (ours, in the shape of mentor's design).
 
-Exam (SPEC step 1): [TASK] the task definition, [DATA SOURCE] a sample of the data source (or a note that
+Exam (step 1 of the loop): [TASK] the task definition, [DATA SOURCE] a sample of the data source (or a note that
 it is empty or unlabelled), [PREVIOUS_EXAM_RESULTS] with `Proficiency:` and `Feedback:`, and how many
 questions to write; the reply ends with `{"exam": [{"question": {...}, "answer": {...}}, ...]}`.
-Grading (SPEC step 3): [TASK], [EXAM_RESULTS] as a JSON list of {"question", "answer", "model_answer"}
+Grading (step 3 of the loop): [TASK], [EXAM_RESULTS] as a JSON list of {"question", "answer", "model_answer"}
 (missing model_answer = no usable answer, wrong), [DATA_SOURCE], and how many new training examples to
 write; the reply ends with `{"feedback": str, "proficiency": 1-10, "dataset": [...]}`.
 Both let the model think first and take the last JSON object, unless structured output forces bare JSON.
