@@ -221,7 +221,9 @@ def eval_cmd(
     ctx: typer.Context,
     data: Path = typer.Option(..., "--data", metavar="FILE", help="JSONL file in the task's format"),
     models: Optional[str] = typer.Option(None, "--models", metavar="A,B,...", help="systems to compare, comma-separated: base, best, "
-                                         "round:N, tfidf, tfidf:calibrated, openai:MODEL or an adapter directory"),
+                                         "round:N, tfidf, embed, majority (baselines on the run's curriculum), "
+                                         "tfidf:all, embed:all, majority:all (on its whole data source), "
+                                         "tfidf:calibrated, openai:MODEL or an adapter directory"),
     run_ref: Optional[str] = run_option("the run whose adapters are scored (best, round:N): its id or 'latest' "
                                         "[default: latest]"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", metavar="DIR", help="score this adapter directory instead"),

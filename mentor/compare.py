@@ -5,7 +5,10 @@ Each system gets the full metrics report (mentor.metrics: accuracy, macro-F1 and
 intervals, per class, confusion, quadratic-weighted kappa, critical recall, within-one accuracy,
 unparseable) plus what it costs to run: latency per item (median and p95 of `Answer.seconds`),
 throughput (items per second of wall-clock time for the whole batch) and cost per 1,000 items (0 for
-local models; a hosted student reports what its calls cost).
+local models; a hosted student reports what its calls cost). A classical baseline (mentor.baselines) also
+reports what it was trained on ("training": items, the cross-validated C, near-twins left out); the `:all`
+baselines are fitted here, once the evaluated items are known and before the clock starts, so their fit can
+leave those items' near-twins out.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ def measure(target: Target, examples: list[Example], progress: Progress | None =
 def _measure(target: Target, examples: list[Example], progress: Progress | None) -> tuple[dict[str, Any], list[str | None]]:
     task = target.task
     target.prepare()
+    fit_for = getattr(target.student, "fit_for", None)  # a baseline that must know what it is scored on first
+    if fit_for is not None:
+        target.label = fit_for(task, [e.input for e in examples])  # the label now says what the fit left out
     spent_before = _spent(target.student)
     started = time.perf_counter()
     answers = _answers(target, task, examples, "scoring", progress)
@@ -43,9 +49,11 @@ def _measure(target: Target, examples: list[Example], progress: Progress | None)
     n = len(examples)
     cost = _spent(target.student) - spent_before
     predicted = [(a.parsed or {}).get(task.label_field) if task.label_field else None for a in answers]
+    training = getattr(target.student, "training", None)
     return {
         "system": target.label,
         "kind": target.kind,
+        **({"training": training} if training else {}),
         **report(task, examples, answers, correct),
         "latency_s": {"median": float(np.median(seconds)) if n else None,
                       "p95": float(np.percentile(seconds, 95)) if n else None},
@@ -114,9 +122,9 @@ def judge_run(ctx: RunContext, specs: tuple[str, str], judge: Judge, limit: int 
                          "use a holdout with reference explanations or a hosted judge (--judge openai:MODEL)")
     targets = resolve_systems(ctx, list(specs))
     for target in targets:
-        if target.kind == "tfidf":
-            raise JudgeError("the TF-IDF baseline predicts labels only and writes no explanations: judge base, best, "
-                             "round:N or openai:MODEL")
+        if not getattr(target.student, "can_explain", True):
+            raise JudgeError(f"{target.label}: a classical baseline predicts labels only and writes no explanations: "
+                             "judge base, best, round:N or openai:MODEL")
     texts = []
     for target in targets:
         target.prepare()

@@ -120,6 +120,11 @@ def holdout_of(config: RunConfig, task: Task, home: str | Path | None = None, un
     return stratified_sample(task, holdout, config.data.holdout_limit, HOLDOUT_SEED)
 
 
+def pool_of(config: RunConfig, task: Task, home: str | Path | None = None, until: str | None = None) -> list:
+    """The data source of a run with this config, holdout duplicates removed (calibration set still in)."""
+    return _load_data(config, task, home, until)[0]
+
+
 def calibration_set(config: RunConfig, task: Task, home: str | Path | None = None, until: str | None = None) -> list:
     """The calibration items of a run with this config (rebuilt exactly as the run split them)."""
     pool, _, _ = _load_data(config, task, home, until)

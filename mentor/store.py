@@ -166,6 +166,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (study_id, teacher, seed)
     );
     """,
+    # 5: the sentence-embedding cache of the `embed` baselines (mentor.baselines.embed): one float32 vector
+    # (little-endian bytes) per model and text, keyed by the text's SHA-256, so repeated evals and studies
+    # encode each text once. Not tied to a run: any run on the same data reuses it.
+    """
+    CREATE TABLE embeddings (
+        model TEXT NOT NULL,
+        text_sha256 TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (model, text_sha256)
+    );
+    """,
 ]
 
 
@@ -444,6 +455,24 @@ class Store:
         """Every recorded teacher call of a run, oldest first, request decoded."""
         rows = self.db.execute("SELECT * FROM teacher_calls WHERE run_id = ? ORDER BY id", (run_id,))
         return [{**dict(r), "request": _load(r["request"])} for r in rows]
+
+    # ---- the embedding cache (migration 5) ----------------------------------------------------
+
+    def embeddings(self, model: str, keys: list[str]) -> dict[str, bytes]:
+        """Cached vectors of `model` for these text keys (SHA-256 hex), as stored bytes; missing keys absent."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
+            chunk = keys[start:start + 500]
+            rows = self.db.execute(f"SELECT text_sha256, vector FROM embeddings WHERE model = ? AND text_sha256 IN "
+                                   f"({', '.join('?' * len(chunk))})", (model, *chunk))
+            found.update((r[0], bytes(r[1])) for r in rows)
+        return found
+
+    def save_embeddings(self, model: str, rows: list[tuple[str, bytes]]) -> None:
+        """Keep vectors of `model` by text key; a key already cached keeps its first vector."""
+        with self.transaction():
+            self.db.executemany("INSERT OR IGNORE INTO embeddings (model, text_sha256, vector) VALUES (?, ?, ?)",
+                                [(model, key, vector) for key, vector in rows])
 
     # ---- review feedback (migration 3) ---------------------------------------------------------
 

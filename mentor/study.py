@@ -10,7 +10,9 @@ same resolved config (another study's control, say) is reused instead of run aga
   paired macro-F1 difference, with a bootstrap interval over holdout items (resampled once for all runs, so
   item difficulty cancels) and the share of resamples in which the teacher is ahead;
 - the examples each teacher needs to reach the control's final mean macro-F1 (linear between rounds);
-- TF-IDF + logistic regression trained on each run's curriculum at each round, scored on the same holdout.
+- the classical baselines trained on each run's curriculum at each round and scored on the same holdout:
+  TF-IDF and sentence embeddings (all-MiniLM-L6-v2), each + logistic regression (mentor.baselines). The
+  embeddings are cached in the store, so only the first analysis of a study encodes anything.
 """
 
 from __future__ import annotations
@@ -98,9 +100,11 @@ def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
     return None
 
 
-def analyse(store: Store, study_id: int, home: str | Path | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -> dict[str, Any]:
-    """Learning curves, paired differences, examples-to-reach and TF-IDF per point, from the stored runs."""
-    from mentor.baseline import train_tfidf
+def analyse(store: Store, study_id: int, home: str | Path | None = None, resamples: int = BOOTSTRAP_RESAMPLES,
+            encoder: Any = None) -> dict[str, Any]:
+    """Learning curves, paired differences, examples-to-reach and the TF-IDF and embed baselines per point, from
+    the stored runs. `encoder` (a mentor.baselines.CachedEncoder): default all-MiniLM-L6-v2 cached in `store`."""
+    from mentor.baselines import CachedEncoder, train
     from mentor.config import RunConfig, from_dict
     from mentor.runner import holdout_of
     from mentor.tasks import get_task
@@ -120,6 +124,11 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
     truths = [e.output[task.label_field] for e in holdout]
     labels = list(task.labels)
     t, draws = resample_indices(labels, truths, resamples, seed=0)
+    encoder = encoder or CachedEncoder(store)
+
+    def baseline_f1(kind: str, taught: list, seed: int) -> float:
+        said = [a.parsed[task.label_field] for a in train(kind, task, taught, seed, encoder).answer(task, [e.input for e in holdout])]
+        return float(resampled_scores(labels, t, said, np.arange(len(t))[None, :])[1][0])
 
     runs: list[dict[str, Any]] = []
     for (teacher, seed), run_id in sorted(members.items(), key=lambda kv: (kv[0][1], spec.teachers.index(kv[0][0]))):
@@ -134,13 +143,12 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
                 raise StoreError(f"run {run_id} round {row['round']} scored {len(predictions)} holdout items, the study's "
                                  f"holdout has {len(truths)}: its runs must share one holdout")
             taught = [e for e in curriculum if e.meta["round"] <= row["round"]]
-            tfidf = None
-            if row["round"] > 0 and len({e.output[task.label_field] for e in taught}) > 1:
-                baseline = train_tfidf(task, taught, seed)
-                said = [a.parsed[task.label_field] for a in baseline.answer(task, [e.input for e in holdout])]
-                tfidf = float(resampled_scores(labels, t, said, np.arange(len(t))[None, :])[1][0])
+            fitted = row["round"] > 0 and len({e.output[task.label_field] for e in taught}) > 1
             points.append({"round": row["round"], "examples": len(taught), "macro_f1": row["metrics"]["macro_f1"],
-                           "accuracy": row["metrics"]["accuracy"], "tfidf_macro_f1": tfidf, "predictions": predictions})
+                           "accuracy": row["metrics"]["accuracy"],
+                           "tfidf_macro_f1": baseline_f1("tfidf", taught, seed) if fitted else None,
+                           "embed_macro_f1": baseline_f1("embed", taught, seed) if fitted else None,
+                           "predictions": predictions})
         seconds = sum(store.step_seconds(run_id).values())
         runs.append({"teacher": teacher, "seed": seed, "run": run_id, "status": run["status"], "points": points,
                      "seconds": seconds})
@@ -159,16 +167,18 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
 
 
 def _curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per round index: examples (mean over seeds), macro-F1 mean/min/max, TF-IDF mean, seeds counted."""
+    """Per round index: examples (mean over seeds), macro-F1 mean/min/max, the baselines' means, seeds counted."""
     out = []
     depth = min((len(r["points"]) for r in runs), default=0)  # rounds every seed has reached
     for k in range(depth):
         pts = [r["points"][k] for r in runs]
         f1 = [p["macro_f1"] for p in pts]
         tf = [p["tfidf_macro_f1"] for p in pts if p["tfidf_macro_f1"] is not None]
+        em = [p["embed_macro_f1"] for p in pts if p.get("embed_macro_f1") is not None]
         out.append({"round": pts[0]["round"], "examples": float(np.mean([p["examples"] for p in pts])),
                     "mean": float(np.mean(f1)), "min": float(min(f1)), "max": float(max(f1)),
-                    "std": float(np.std(f1)), "seeds": len(pts), "tfidf_mean": float(np.mean(tf)) if tf else None})
+                    "std": float(np.std(f1)), "seeds": len(pts), "tfidf_mean": float(np.mean(tf)) if tf else None,
+                    "embed_mean": float(np.mean(em)) if em else None})
     return out
 
 

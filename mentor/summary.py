@@ -169,23 +169,25 @@ def study_tables(study: dict[str, Any]) -> list[Table]:
     """`mentor study`: learning curves per teacher, paired differences with the control, examples to reach it."""
     teachers = list(study["curves"])
     curves = Table(title=f"study {study['study']} ({study['task']}): holdout macro-F1 (n={study['holdout']}) against "
-                         "examples trained", caption="mean \\[min, max] over seeds; TF-IDF: logistic regression on the "
-                                                      "same curricula, mean over seeds")
+                         "examples trained", caption="mean \\[min, max] over seeds; TF-IDF, embed (all-MiniLM-L6-v2): "
+                                                      "logistic regression on the same curricula, mean over seeds")
     curves.add_column("round", justify="right")
     for teacher in teachers:
         curves.add_column(f"{teacher}: examples", justify="right")
         curves.add_column(f"{teacher}: student", justify="right")
         curves.add_column(f"{teacher}: TF-IDF", justify="right")
+        curves.add_column(f"{teacher}: embed", justify="right")
     depth = max((len(c) for c in study["curves"].values()), default=0)
     for k in range(depth):
         cells = []
         for teacher in teachers:
             curve = study["curves"][teacher]
             if k >= len(curve):
-                cells += ["-", "-", "-"]
+                cells += ["-", "-", "-", "-"]
                 continue
             p = curve[k]
-            cells += [f"{p['examples']:.0f}", f"{p['mean']:.3f} [{p['min']:.2f}, {p['max']:.2f}]", _fmt(p["tfidf_mean"])]
+            cells += [f"{p['examples']:.0f}", f"{p['mean']:.3f} [{p['min']:.2f}, {p['max']:.2f}]", _fmt(p["tfidf_mean"]),
+                      _fmt(p.get("embed_mean"))]
         curves.add_row(str(k), *cells)
     tables = [curves]
     if study["paired"]:

@@ -1,8 +1,10 @@
 """Which models `mentor eval` and `mentor judge` score, from short specs.
 
 Specs: `base` (the untuned student), `best` (the run's best adapter), `round:N` (round N's adapter),
-`tfidf` (TF-IDF + logistic regression trained on the run's accepted curriculum up to its best round),
-`tfidf:calibrated` (the same, with decision calibration on the run's calibration set, as the student gets), `openai:MODEL` (a hosted
+the classical baselines of mentor.baselines: `tfidf`, `embed` (all-MiniLM-L6-v2 sentence embeddings) and
+`majority` trained on the run's accepted curriculum up to its best round, `tfidf:all`, `embed:all` and
+`majority:all` trained on the run's whole labelled data source (less the evaluated items' near-twins),
+`tfidf:calibrated` (tfidf with decision calibration on the run's calibration set, as the student gets), `openai:MODEL` (a hosted
 model through any OpenAI-compatible server), or an adapter directory. The task and the student's base
 model come from the run's saved config when there is a run, so an adapter is always scored on the base
 model and prompt format it was trained with. base, best and round:N share one loaded model and switch
@@ -21,7 +23,9 @@ from mentor.store import Store, StoreError
 from mentor.students import Student, StudentError, make_student
 from mentor.tasks import Task, get_task
 
-SPECS_HELP = "base, best, round:N, tfidf, tfidf:calibrated, openai:MODEL or an adapter directory"
+SPECS_HELP = ("base, best, round:N, tfidf, embed, majority, tfidf:all, embed:all, majority:all, tfidf:calibrated, "
+              "openai:MODEL or an adapter directory")
+BASELINE_SPECS = ("tfidf", "embed", "majority", "tfidf:all", "embed:all", "majority:all", "tfidf:calibrated")
 
 
 @dataclass
@@ -30,7 +34,7 @@ class Target:
     task: Task
     student: Student
     prepare: Callable[[], None] = field(default=lambda: None)  # loads this system's adapter into a shared model
-    kind: str = "local"  # "local" (the run's student), "tfidf" or "remote"
+    kind: str = "local"  # "local" (the run's student), a baseline ("tfidf", "embed", "majority") or "remote"
     run_id: int | None = None
 
 
@@ -83,7 +87,7 @@ def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None
 
 
 def needs_run(specs: list[str]) -> bool:
-    return any(s in ("best", "tfidf", "tfidf:calibrated") or s.startswith("round:") for s in specs)
+    return any(s == "best" or s in BASELINE_SPECS or s.startswith("round:") for s in specs)
 
 
 def resolve_systems(ctx: RunContext, specs: list[str]) -> list[Target]:
@@ -118,8 +122,8 @@ def resolve_spec(ctx: RunContext, spec: str) -> Target:
         if int(number) and not adapter:
             raise StoreError(f"{spec!r}: round {number} of run {ctx.run_id} saved no adapter (it did not finish fine-tuning)")
         return _local(ctx, f"round {number} (run {ctx.run_id})", Path(adapter) if adapter else None)
-    if spec in ("tfidf", "tfidf:calibrated"):
-        return _tfidf(ctx, calibrated=spec != "tfidf")
+    if spec in BASELINE_SPECS:
+        return _baseline(ctx, spec)
     if spec.startswith("openai:"):
         model = make_student(StudentConfig(**{**ctx.student_config.__dict__, "model": spec}), ctx.config.seed)
         return Target(spec, task, model, kind="remote", run_id=ctx.run_id)
@@ -128,18 +132,27 @@ def resolve_spec(ctx: RunContext, spec: str) -> Target:
     raise StudentError(f"unknown system {spec!r} in --models: use {SPECS_HELP}")
 
 
-def _tfidf(ctx: RunContext, calibrated: bool) -> Target:
-    """TF-IDF + LR on what the run's best adapter learned from (curriculum rounds up to the best one; the
-    whole curriculum while the best is round 0); `calibrated`: with offsets and a temperature fitted on the
-    run's calibration set, as the student's are."""
-    from mentor.baseline import train_tfidf
+def _baseline(ctx: RunContext, spec: str) -> Target:
+    """A classical baseline (mentor.baselines). tfidf, embed, majority: on what the run's best adapter learned
+    from (curriculum rounds up to the best one; the whole curriculum while the best is round 0). `:all`: on the
+    run's labelled data source, fitted by mentor.compare once the evaluated items are known. `tfidf:calibrated`:
+    with offsets and a temperature fitted on the run's calibration set, as the student's are."""
+    from mentor import baselines
 
+    kind, _, variant = spec.partition(":")
     run_id = ctx.need_run()
+    encoder = baselines.CachedEncoder(ctx.store) if kind == "embed" else None  # vectors cached in the run's store
+    if variant == "all":
+        from mentor.runner import pool_of
+
+        pool = pool_of(ctx.config, ctx.task, ctx.home, until=ctx.store.run(run_id)["created"])
+        model = baselines.PoolBaseline(kind, ctx.task, pool, ctx.config.seed, encoder, where=f"run {run_id}'s data source")
+        return Target(f"{spec} (run {run_id}'s data source)", ctx.task, model, kind=kind, run_id=run_id)
     best = ctx.store.run(run_id)["best_round"] or 0
     examples = [e for e in ctx.store.curriculum(run_id) if not best or e.meta["round"] <= best]
-    model = train_tfidf(ctx.task, examples, ctx.config.seed)
-    label = f"tfidf ({len(examples)} curriculum ex."
-    if calibrated:
+    model = baselines.train(kind, ctx.task, examples, ctx.config.seed, encoder)
+    label = f"{kind} ({len(examples)} curriculum ex."
+    if variant == "calibrated":
         if not (ctx.config.loop.calibration and ctx.task.label_field):
             raise StudentError(f"tfidf:calibrated: run {run_id} set no calibration set aside (loop.calibration=0)")
         from mentor import calibration
@@ -152,7 +165,7 @@ def _tfidf(ctx: RunContext, calibrated: bool) -> Target:
                                       [e.output[ctx.task.label_field] for e in items], temperature=True)
         model.offsets, model.temperature = fit.offsets, fit.temperature
         label += f", calibrated on {fit.items}"
-    return Target(label + ")", ctx.task, model, kind="tfidf", run_id=run_id)
+    return Target(label + ")", ctx.task, model, kind=kind, run_id=run_id)
 
 
 def _local(ctx: RunContext, label: str, adapter: Path | None) -> Target:

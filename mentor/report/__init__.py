@@ -3,7 +3,8 @@
 It shows what the store holds: per-round holdout scores and proficiency, confusion matrices of round 0
 and the best round, the latest `mentor eval` comparison, the explanation preferences from `mentor judge`,
 the curriculum per round by class and source, the teacher's feedback, tokens, cost and time, and the learning curves of every `mentor study` the
-run belongs to. A section whose data is missing says which command fills it. matplotlib is imported only here.
+run belongs to. Classical baselines (mentor.baselines) in a comparison are shaded reference rows and dotted
+reference lines. A section whose data is missing says which command fills it. matplotlib is imported only here.
 """
 
 from __future__ import annotations
@@ -94,21 +95,57 @@ def _models(data: dict[str, Any], run_id: int, chart) -> str:
     comparison = data["comparison"]
     if not comparison:
         return section("models", "Model comparison", note(
-            f"No comparison saved yet: run <code>mentor eval --run {run_id} --data FILE --models base,best,tfidf</code> "
+            f"No comparison saved yet: run <code>mentor eval --run {run_id} --data FILE --models best,tfidf,embed,majority</code> "
             "(add <code>openai:MODEL</code> for a hosted model)."))
     result = comparison["result"]
-    rows = [[esc(s["system"]), with_ci(s["accuracy"], (s.get("ci") or {}).get("accuracy")),
+    rows = [[esc(s["system"]), esc(_trained_on(s)), with_ci(s["accuracy"], (s.get("ci") or {}).get("accuracy")),
              with_ci(s["macro_f1"], (s.get("ci") or {}).get("macro_f1")), num(s.get("qwk")), num(s.get("critical_recall")),
              num(s.get("within_one")), num(s["unparseable"], "d"), num((s.get("latency_s") or {}).get("median"), ".4f"),
              num((s.get("latency_s") or {}).get("p95"), ".4f"), num(s.get("throughput_per_s"), ".1f"), num(s.get("cost_per_1k"), ".4f")]
             for s in result["systems"]]
-    head = ["system", "accuracy", "macro-F1", "QWK", "critical recall", "within one", "unparsed", "s/item median",
+    references = [s for s in result["systems"] if s.get("kind") in charts.BASELINE_KINDS]
+    classes = ["reference" if s.get("kind") in charts.BASELINE_KINDS else "" for s in result["systems"]]
+    head = ["system", "trained on", "accuracy", "macro-F1", "QWK", "critical recall", "within one", "unparsed", "s/item median",
             "s/item p95", "items/s", "cost per 1k"]
     return section("models", "Model comparison",
                    chart("models.png", charts.models_chart(result), "accuracy and macro-F1 per system"),
-                   table(head, rows, text_columns={0}),
+                   table(head, rows, text_columns={0, 1}, row_classes=classes),
+                   _reference_note(result, references, run_id),
                    note(f"Data: <code>{esc(comparison['data'])}</code>, {result['n']} items, saved {esc(comparison['created'])} "
                         "by <code>mentor eval</code>. Cost is per 1,000 items (0 for local models)."))
+
+
+def _trained_on(system: dict[str, Any]) -> str:
+    """A baseline's training: items, where from, near-twins left out, the cross-validated C."""
+    training = system.get("training")
+    if not training:
+        return ""
+    parts = [f"{training['items']} ex." + (f" of {training['source']}" if training.get("source") else "")]
+    if training.get("left_out_near_evaluated") is not None:
+        parts.append(f"{training['left_out_near_evaluated']} near evaluated left out")
+    if training.get("C") is not None:
+        parts.append(f"C={training['C']:g}" + (f" ({training['cv_folds']}-fold CV)" if training.get("cv_folds") else ""))
+    if training.get("label"):
+        parts.append(f"always {training['label']}")
+    return "; ".join(parts)
+
+
+def _reference_note(result: dict[str, Any], references: list[dict[str, Any]], run_id: int) -> str:
+    """The reference rows' meaning and the strongest baseline against the first system."""
+    if not references:
+        return note(f"No classical baseline in this comparison: add <code>tfidf,embed,majority</code> (or their "
+                    f"<code>:all</code> variants) to <code>mentor eval --run {run_id} --models</code> as reference lines.")
+    strongest = max(references, key=lambda s: s["macro_f1"])
+    first = result["systems"][0]
+    against = ""
+    if strongest is not first and strongest.get("vs_first"):
+        v = strongest["vs_first"]
+        against = (f" Against {esc(first['system'])}: {v['macro_f1_diff']:+.3f} macro-F1 "
+                   f"[{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}], higher in {v['share_higher']:.0%} of paired resamples.")
+    return note(f"Shaded rows and dotted lines are classical baselines (reference lines): tfidf, embed (all-MiniLM-L6-v2 "
+                f"sentence embeddings) and majority, trained on the run's curriculum up to its best round, or with "
+                f"<code>:all</code> on its whole labelled data source less the evaluated items' near-twins. The strongest "
+                f"here is {esc(strongest['system'])} (macro-F1 {strongest['macro_f1']:.3f}).{against}")
 
 
 def _preference(data: dict[str, Any], run_id: int, chart) -> str:
@@ -176,13 +213,14 @@ def _studies(store: Store, run_id: int, chart) -> list[str]:
     for study_id in store.studies_of_run(run_id):
         study = analyse(store, study_id, home=store.path.parent)
         rows = [[esc(teacher), num(p["examples"], ".0f"), f"{num(p['mean'])} [{num(p['min'], '.2f')}, {num(p['max'], '.2f')}]",
-                 num(p["tfidf_mean"])] for teacher, curve in study["curves"].items() for p in curve]
+                 num(p["tfidf_mean"]), num(p.get("embed_mean"))] for teacher, curve in study["curves"].items() for p in curve]
         paired = [[esc(teacher), num(row["examples"], ".0f"), f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]",
                    f"{row['share_higher']:.0%}"] for teacher, rows_ in study["paired"].items() for row in rows_]
         out.append(section(f"study-{study_id}", f"Study {study_id}: learning curves of {', '.join(study['curves'])}",
                            chart(f"study-{study_id}.png", charts.learning_curves_chart(study),
                                  "holdout macro-F1 against curriculum examples per teacher"),
-                           table(["teacher", "examples", "student macro-F1, mean [min, max] over seeds", "TF-IDF, same curricula"],
+                           table(["teacher", "examples", "student macro-F1, mean [min, max] over seeds", "TF-IDF, same curricula",
+                                  "embed, same curricula"],
                                  rows, text_columns={0}),
                            table([f"teacher against {study['control']}", "examples", "paired difference [95% interval]",
                                   "ahead in"], paired, text_columns={0}) if paired else "",

@@ -87,8 +87,12 @@ def confusion_chart(confusions: list[dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
+BASELINE_KINDS = ("tfidf", "embed", "majority")  # mentor.baselines: drawn as reference lines too
+
+
 def models_chart(comparison: dict[str, Any]) -> bytes:
-    """Accuracy and macro-F1 of each compared system, with 95% intervals."""
+    """Accuracy and macro-F1 of each compared system, with 95% intervals; each classical baseline's macro-F1
+    also as a dotted reference line across the chart, so every system reads against it."""
     systems = comparison["systems"]
     fig, ax = plt.subplots(figsize=(8, 0.9 + 0.75 * len(systems)))
     ys = list(range(len(systems)))
@@ -100,13 +104,16 @@ def models_chart(comparison: dict[str, Any]) -> bytes:
         for y, v, ci in zip(ys, values, cis):
             # The number sits right of the interval's whisker, where no bar or line crosses it.
             ax.text(max(v, ci[1] if ci else v) + 0.015, y + offset, f"{v:.3f}", va="center", ha="left", fontsize=7)
+    for i, s in enumerate(s for s in systems if s.get("kind") in BASELINE_KINDS):
+        ax.axvline(s["macro_f1"], color=PALETTE[(i + 2) % len(PALETTE)], linestyle=":", linewidth=1.2,
+                   label=f"{s['system'].split(' (')[0]} macro-F1 (reference)")
     ax.set_yticks(ys, [s["system"] for s in systems], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1.1)
     ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_xlabel("score (whiskers: 95% bootstrap interval)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(systems)), ncol=2, fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(systems)), ncol=3, fontsize=8, frameon=False)
     ax.set_title(f"Systems on {_short(comparison['data'])} (n={comparison['n']})", fontsize=10)
     return _png(fig)
 
@@ -160,8 +167,8 @@ def _short(path: str, limit: int = 60) -> str:
 
 
 def learning_curves_chart(study: dict[str, Any]) -> bytes:
-    """Holdout macro-F1 against examples trained, per teacher: the mean over seeds with its min-max band,
-    and TF-IDF + logistic regression trained on the same curricula (dashed)."""
+    """Holdout macro-F1 against examples trained, per teacher: the mean over seeds with its min-max band, and
+    the baselines trained on the same curricula: TF-IDF (dashed) and all-MiniLM-L6-v2 embeddings (dotted)."""
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for i, (teacher, curve) in enumerate(study["curves"].items()):
         if not curve:
@@ -174,6 +181,9 @@ def learning_curves_chart(study: dict[str, Any]) -> bytes:
         tf = [(p["examples"], p["tfidf_mean"]) for p in curve if p["tfidf_mean"] is not None]
         if tf:
             ax.plot(*zip(*tf), linestyle="--", marker="x", color=colour, alpha=0.8, label=f"{teacher} (TF-IDF, same curricula)")
+        em = [(p["examples"], p["embed_mean"]) for p in curve if p.get("embed_mean") is not None]
+        if em:
+            ax.plot(*zip(*em), linestyle=":", marker="+", color=colour, alpha=0.8, label=f"{teacher} (embed, same curricula)")
     if study.get("control_final") is not None:
         ax.axhline(study["control_final"], color="#7f7f7f", linestyle=":", linewidth=1,
                    label=f"{study['control']}'s final mean")

@@ -19,7 +19,7 @@ img.chart { display: block; max-width: 100%; height: auto; margin: 0.8rem 0; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.6rem 0; }
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; vertical-align: top; white-space: nowrap; }
 td.text { white-space: normal; }
-th { background: #f5f5f5; } td.text, th.text { text-align: left; } tr.best td { font-weight: bold; background: #fffbe6; }
+th { background: #f5f5f5; } td.text, th.text { text-align: left; } tr.best td { font-weight: bold; background: #fffbe6; } tr.reference td { background: #f4f4f4; color: #444; }
 code { background: #f5f5f5; padding: 0 0.25rem; }
 """
 
