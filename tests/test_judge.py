@@ -126,10 +126,11 @@ def test_judge_needs_reference_explanations_and_a_known_spec(tmp_path):
 
 def test_judge_refuses_systems_that_cannot_explain(tmp_path, home):
     run_id, _ = finished_run(tmp_path, rounds=1)
-    result = CliRunner().invoke(app, ["judge", str(run_id), "--systems", "best,tfidf"])
+    result = CliRunner().invoke(app, ["judge", str(run_id), "--models", "best,tfidf"])
     assert isinstance(result.exception, JudgeError) and "writes no explanations" in str(result.exception)
-    result = CliRunner().invoke(app, ["judge", str(run_id), "--systems", "best"])
-    assert isinstance(result.exception, JudgeError) and "exactly two" in str(result.exception)
+    # One system is a usage error, caught while the command line is parsed: exit 2, nothing judged.
+    result = CliRunner().invoke(app, ["judge", str(run_id), "--models", "best"])
+    assert result.exit_code == 2 and "exactly two" in result.output.replace("\n", " ")
 
 
 # ---- the offline judge ----------------------------------------------------------------------------
