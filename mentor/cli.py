@@ -234,6 +234,9 @@ def eval_cmd(
                                             "severity]"),
     student: Optional[str] = typer.Option(None, "--student", metavar="MODEL", help="student model [default: the run's]"),
     limit: int = typer.Option(0, "--limit", min=0, help="score at most this many items (stratified by label; 0 = all)"),
+    latency: int = typer.Option(0, "--latency", min=0, metavar="N",
+                                help="also time N items as one-item requests, the model loaded: latency is then what one "
+                                     "finding costs (0 = latency is each batch's time divided by its size)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     home: Optional[str] = HOME,
 ) -> None:
@@ -256,7 +259,7 @@ def eval_cmd(
     ctx_run = run_context(home, run_ref or "latest", need_run=needs_run(specs), task=task, student=student)
     examples = stratified_sample(ctx_run.task, load_examples(data, ctx_run.task), limit, ctx_run.config.seed)
     targets = resolve_systems(ctx_run, specs)
-    result = compare(targets, examples, str(data), progress)
+    result = compare(targets, examples, str(data), progress, latency_items=latency)
     if ctx_run.run_id is not None:
         ctx_run.store.save_evaluation(ctx_run.run_id, "eval", str(data), result)
     single = result["systems"][0] if len(result["systems"]) == 1 else None

@@ -3,16 +3,23 @@ explanations judged pairwise on a run's holdout (`mentor judge`, see mentor.judg
 
 Each system gets the full metrics report (mentor.metrics: accuracy, macro-F1 and their bootstrap
 intervals, per class, confusion, quadratic-weighted kappa, critical recall, within-one accuracy,
-unparseable) plus what it costs to run: latency per item (median and p95 of `Answer.seconds`),
-throughput (items per second of wall-clock time for the whole batch) and cost per 1,000 items (0 for
+unparseable) plus what it costs to run: latency per item, throughput (items per second of wall-clock
+time for the whole batch) and cost per 1,000 items (0 for
 local models; a hosted student reports what its calls cost). A classical baseline (mentor.baselines) also
 reports what it was trained on ("training": items, the cross-validated C, near-twins left out); the `:all`
 baselines are fitted here, once the evaluated items are known and before the clock starts, so their fit can
 leave those items' near-twins out.
+
+Latency is what one finding costs when it comes alone. Batches share their work, so the per-item time of a
+batched pass (its time divided by its size, "latency_s.measured": "batch share") says nothing about one
+request; with `latency_items` > 0 that many items are also answered one request at a time after the batched
+pass, with the model loaded and warm, and "latency_s" holds those requests' median and p95
+("measured": "one item per request").
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable, ContextManager
 
@@ -29,12 +36,14 @@ from mentor.tasks import EXPLAIN, Task
 Progress = Callable[[str, int], ContextManager[Callable[[int], None]]]
 
 
-def measure(target: Target, examples: list[Example], progress: Progress | None = None) -> dict[str, Any]:
+def measure(target: Target, examples: list[Example], progress: Progress | None = None,
+            latency_items: int = 0) -> dict[str, Any]:
     """One system's metrics report with its latency, throughput and cost figures."""
-    return _measure(target, examples, progress)[0]
+    return _measure(target, examples, progress, latency_items)[0]
 
 
-def _measure(target: Target, examples: list[Example], progress: Progress | None) -> tuple[dict[str, Any], list[str | None]]:
+def _measure(target: Target, examples: list[Example], progress: Progress | None,
+             latency_items: int = 0) -> tuple[dict[str, Any], list[str | None]]:
     task = target.task
     target.prepare()
     fit_for = getattr(target.student, "fit_for", None)  # a baseline that must know what it is scored on first
@@ -46,6 +55,10 @@ def _measure(target: Target, examples: list[Example], progress: Progress | None)
     wall = time.perf_counter() - started
     correct = [task.is_correct(a.parsed, e.output) for a, e in zip(answers, examples)]
     seconds = np.array([a.seconds for a in answers], dtype=float)
+    measured = "batch share"
+    if latency_items > 0 and examples:
+        seconds = np.array(_one_at_a_time(target, task, examples[:latency_items], progress), dtype=float)
+        measured = "one item per request"
     n = len(examples)
     cost = _spent(target.student) - spent_before
     predicted = [(a.parsed or {}).get(task.label_field) if task.label_field else None for a in answers]
@@ -56,19 +69,21 @@ def _measure(target: Target, examples: list[Example], progress: Progress | None)
         **({"training": training} if training else {}),
         **report(task, examples, answers, correct),
         "latency_s": {"median": float(np.median(seconds)) if n else None,
-                      "p95": float(np.percentile(seconds, 95)) if n else None},
+                      "p95": float(np.percentile(seconds, 95)) if n else None,
+                      "measured": measured, "items": len(seconds)},
         "throughput_per_s": n / wall if wall > 0 else None,
         "cost_per_1k": 1000 * cost / n if n else 0.0,
     }, predicted
 
 
-def compare(targets: list[Target], examples: list[Example], data: str, progress: Progress | None = None) -> dict[str, Any]:
+def compare(targets: list[Target], examples: list[Example], data: str, progress: Progress | None = None,
+            latency_items: int = 0) -> dict[str, Any]:
     """Every target measured on the same examples: {"data", "task", "n", "systems": [per-system report]}.
 
     With a label set, every system after the first also gets "vs_first": its macro-F1 minus the first
     system's, with a paired bootstrap interval and the share of resamples in which it scores higher.
     """
-    measured = [_measure(t, examples, progress) for t in targets]
+    measured = [_measure(t, examples, progress, latency_items) for t in targets]
     task = targets[0].task if targets else None
     if task is not None and task.label_field and examples:
         truths = [e.output[task.label_field] for e in examples]
@@ -86,6 +101,23 @@ def _answers(target: Target, task: Task, examples: list[Example], doing: str, pr
         return target.student.answer(task, inputs)
     with progress(f"{target.label}: {doing}", len(inputs)) as advance:
         return target.student.answer(task, inputs, advance)
+
+
+def _one_at_a_time(target: Target, task: Task, examples: list[Example], progress: Progress | None) -> list[float]:
+    """Wall-clock seconds of answering each item as a request of its own (the model already loaded)."""
+    times = []
+    with (progress(f"{target.label}: one-item requests", len(examples)) if progress else _no_progress()) as advance:
+        for example in examples:
+            started = time.perf_counter()
+            target.student.answer(task, [example.input])
+            times.append(time.perf_counter() - started)
+            advance(1)
+    return times
+
+
+@contextlib.contextmanager
+def _no_progress():
+    yield lambda _n: None
 
 
 def _spent(student: Any) -> float:

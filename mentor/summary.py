@@ -122,9 +122,11 @@ def _with_ci(value: Any, ci: list[float] | None) -> str:
 
 def comparison_table(result: dict[str, Any]) -> list[Table]:
     """`mentor eval` over one or more systems: headline figures with 95% intervals, then F1 per class."""
+    lat0 = (result["systems"][0].get("latency_s") or {}) if result["systems"] else {}
+    timing = (f"s/item: one-item requests ({lat0['items']} per system)" if lat0.get("measured") == "one item per request"
+              else "s/item: batch time / batch size (--latency N times one-item requests)")
     head = Table(title=f"{result['data']} ({result['task']}, n={result['n']})",
-                 caption="[95% bootstrap interval]; QWK: quadratic-weighted kappa; s/item: latency per item; "
-                         "$/1k: cost per 1,000 items")
+                 caption=f"[95% bootstrap interval]; QWK: quadratic-weighted kappa; {timing}; $/1k: cost per 1,000 items")
     for name in ("system", "accuracy", "macro-F1", "QWK", "crit. recall", "within 1", "unparsed",
                  "s/item med", "s/item p95", "items/s", "$/1k"):
         head.add_column(name, justify="left" if name == "system" else "right", no_wrap=name != "system")

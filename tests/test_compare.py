@@ -151,3 +151,39 @@ def test_a_hosted_model_sits_beside_local_systems_with_its_cost(run, monkeypatch
     # gpt-4o-mini's list price: $0.15 / $0.60 per million tokens in / out.
     assert hosted["cost_per_1k"] == pytest.approx(1000 * (1000 * 0.15 + 10 * 0.60) / 1e6)
     assert result["systems"][0]["cost_per_1k"] == 0.0
+
+
+class _Batching:
+    """A student with a fixed cost per call and a small one per item, like a model answering a batch."""
+
+    name, can_finetune = "batching", False
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def answer(self, task, inputs, progress=None):
+        import time
+        self.calls.append(len(inputs))
+        time.sleep(0.03 + 0.001 * len(inputs))
+        share = (0.03 + 0.001 * len(inputs)) / len(inputs)
+        return [Answer("major", {"issue_type": "major"}, None, share) for _ in inputs]
+
+
+def test_latency_of_one_item_requests_is_measured_only_when_asked():
+    examples = make_examples(5)  # 20 items
+    student = _Batching()
+    batched = measure(Target("b", SEVERITY, student), examples)
+    assert batched["latency_s"]["measured"] == "batch share" and batched["latency_s"]["median"] < 0.01
+    student.calls.clear()
+    alone = measure(Target("b", SEVERITY, student), examples, latency_items=4)
+    assert student.calls == [20, 1, 1, 1, 1]  # the batched pass for the metrics, then four requests of one item
+    assert alone["latency_s"]["measured"] == "one item per request" and alone["latency_s"]["items"] == 4
+    assert alone["latency_s"]["median"] >= 0.03  # the per-call cost a lone request pays in full
+    assert alone["accuracy"] == batched["accuracy"]
+
+
+def test_eval_latency_option(run):
+    _, data = run
+    result = json.loads(_eval("--data", str(data), "--models", "base", "--latency", "3", "--json"))
+    assert result["latency_s"]["measured"] == "one item per request" and result["latency_s"]["items"] == 3
+    assert "one-item requests (3 per system)" in _eval("--data", str(data), "--models", "base,best", "--latency", "3")
