@@ -6,6 +6,10 @@ the same run so the figures compare:
 - scoring: items/s and prompt tokens/s of `student.answer` on real findings (label chosen by likelihood),
   the GFLOP/s that implies (2 x non-embedding parameters x tokens) and its share of the peak, against
   the naive path in the same run (one full forward pass per label, full-vocabulary logits);
+- scoring with a trained LoRA adapter (what eval, review, serve and every round's evaluation do): mentor's
+  path (adapter merged into a copy, the prompts' shared prefix run once) against PEFT's unmerged adapter
+  and against no prefix reuse, with the share of items whose label agrees; and the latency of rating one
+  finding at a time with the model loaded (median over --latency-items one-item requests);
 - generation: new tokens/s of mentor's explanation path against plain `model.generate` on the same prefixes;
 - training: sequences/s and tokens/s of one LoRA fine-tuning pass (mentor's collator and loss) and the
   implied GFLOP/s (about 4 x parameters x tokens with frozen base weights).
@@ -20,6 +24,7 @@ Medians over --repeats. Emulate a laptop without AVX-512/bf16 on a bigger CPU wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -76,6 +81,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=320, help="student.max_length")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per explanation")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-items", type=int, default=16, help="one-finding requests timed for the latency figure")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -95,7 +101,43 @@ def main() -> None:
            "prompt_tokens_mean": tokens / len(inputs), "non_embedding_params_m": params / 1e6}
     out["peak_gflops"] = peak_gflops(dtype, args.repeats)
 
-    # Scoring: mentor's path, then the naive one (a full forward pass per label with every logit).
+    # Training first: its adapter is what the adapter-scoring figures below score with.
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        report = student.finetune(task, examples, Path(tmp) / "adapter")
+        train_seconds = time.perf_counter() - started
+    sequences = len(examples) * config.epochs
+    train_tokens = sum(len(f["input_ids"]) for f in student.train_features(task, examples)) * config.epochs
+    train_gflops = 4 * params * train_tokens / train_seconds / 1e9
+    out["training"] = {"sequences_per_s": sequences / train_seconds, "tokens_per_s": train_tokens / train_seconds,
+                       "gflops": train_gflops, "share_of_peak": train_gflops / out["peak_gflops"], "steps": report.steps}
+
+    # Scoring with the adapter: merged + shared prefix (mentor), unmerged (PEFT as is), no prefix reuse.
+    from mentor.students import hf
+
+    def labels_and_time(merged: bool, shared_prefix: bool) -> tuple[list, float]:
+        student.config = dataclasses.replace(config, merged_inference=merged)
+        hf.MIN_SHARED_PREFIX = 8 if shared_prefix else 10 ** 9
+        student.answer(task, inputs[:2])  # builds the merged copy / prefix cache once, as a loaded model has
+        answers: list = []
+        seconds = median_time(lambda: answers.append(student.answer(task, inputs)), args.repeats)
+        return [a.parsed for a in answers[-1]], seconds
+    mentor_labels, mentor_s = labels_and_time(True, True)
+    unmerged_labels, unmerged_s = labels_and_time(False, True)
+    no_prefix_labels, no_prefix_s = labels_and_time(True, False)
+    student.config, hf.MIN_SHARED_PREFIX = config, 8
+    single = [median_time(lambda item=item: student.answer(task, [item]), 1) for item in inputs[:args.latency_items]]
+    out["adapter_scoring"] = {
+        "items_per_s": len(inputs) / mentor_s, "unmerged_items_per_s": len(inputs) / unmerged_s,
+        "speedup_over_unmerged": unmerged_s / mentor_s,
+        "agreement_with_unmerged": sum(a == b for a, b in zip(mentor_labels, unmerged_labels)) / len(inputs),
+        "no_prefix_reuse_items_per_s": len(inputs) / no_prefix_s, "speedup_over_no_prefix_reuse": no_prefix_s / mentor_s,
+        "agreement_with_no_prefix_reuse": sum(a == b for a, b in zip(mentor_labels, no_prefix_labels)) / len(inputs),
+        "one_finding_latency_s_median": statistics.median(single), "one_finding_latency_s_max": max(single)}
+    student.use_adapter(None)
+
+    # Scoring with the base model (round 0): mentor's path, then the naive one (a full forward pass per
+    # label with every logit).
     student.answer(task, inputs[:4])
     seconds = median_time(lambda: student.answer(task, inputs), args.repeats)
     gflops = 2 * params * tokens / seconds / 1e9
@@ -122,23 +164,12 @@ def main() -> None:
         with torch.inference_mode():
             for prefix in prefixes:
                 student.model.generate(input_ids=torch.tensor([prefix]), generation_config=plain)
-    mentor_seconds = median_time(lambda: student._generate(prefixes), args.repeats)
+    mentor_seconds = median_time(lambda: student._generate(student.inference_model(), prefixes), args.repeats)
     plain_seconds = median_time(plain_generate, 1)
     new_tokens = len(prefixes) * args.new_tokens
     out["generation"] = {"mentor_tokens_per_s_at_most": new_tokens / mentor_seconds,  # it may stop early at end of turn
                          "plain_generate_tokens_per_s": new_tokens / plain_seconds,
                          "seconds_per_explanation": mentor_seconds / len(prefixes)}
-
-    # Training: one LoRA pass over the items, mentor's collator and loss.
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        report = student.finetune(task, examples, Path(tmp) / "adapter")
-        train_seconds = time.perf_counter() - started
-    sequences = len(examples) * config.epochs
-    train_tokens = sum(len(f["input_ids"]) for f in student.train_features(task, examples)) * config.epochs
-    train_gflops = 4 * params * train_tokens / train_seconds / 1e9
-    out["training"] = {"sequences_per_s": sequences / train_seconds, "tokens_per_s": train_tokens / train_seconds,
-                       "gflops": train_gflops, "share_of_peak": train_gflops / out["peak_gflops"], "steps": report.steps}
 
     if args.json:
         print(json.dumps(out, indent=2))
@@ -154,6 +185,12 @@ def main() -> None:
     print(f"scoring:    {s['items_per_s']:.2f} items/s, {s['tokens_per_s']:.0f} tokens/s, {s['gflops']:.0f} GFLOP/s "
           f"({s['share_of_peak']:.0%} of peak); naive per-label passes {s['naive_items_per_s']:.2f} items/s "
           f"({s['speedup_over_naive']:.1f}x slower)")
+    a = out["adapter_scoring"]
+    print(f"scoring with a LoRA adapter: {a['items_per_s']:.2f} items/s (merged, shared prefix reused); "
+          f"{a['speedup_over_unmerged']:.2f}x PEFT's unmerged adapter ({a['unmerged_items_per_s']:.2f} items/s, same label on "
+          f"{a['agreement_with_unmerged']:.0%} of items), {a['speedup_over_no_prefix_reuse']:.2f}x without prefix reuse "
+          f"(same label on {a['agreement_with_no_prefix_reuse']:.0%}); one finding at a time: "
+          f"{1000 * a['one_finding_latency_s_median']:.0f} ms median, {1000 * a['one_finding_latency_s_max']:.0f} ms max")
     g = out["generation"]
     print(f"generation: {g['mentor_tokens_per_s_at_most']:.1f} new tokens/s (mentor, batched), plain generate "
           f"{g['plain_generate_tokens_per_s']:.1f}; {g['seconds_per_explanation']:.2f} s per explanation of "
