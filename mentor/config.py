@@ -81,6 +81,9 @@ class LoraConfig:
     target_modules: tuple[str, ...] = _f(
         ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
         "module names that get adapters ('all-linear' alone means every linear layer)")
+    layers: int = _f(0, "adapters only in the last N transformer layers (0 = all): back-propagation then stops at the "
+                        "lowest adapted layer, so training is cheaper (last 10 of SmolLM2-135M's 30: 1.75x faster per "
+                        "sequence on a 2-core AVX2 CPU)", ge=0)
 
 
 @dataclass(frozen=True)

@@ -239,6 +239,23 @@ def test_all_linear_target_modules(model_dirs, tmp_path):
     assert any("mlp.down_proj" in n for n in lora) and any("self_attn.o_proj" in n for n in lora)
 
 
+
+@pytest.mark.parametrize("targets", [LoraConfig().target_modules, ("all-linear",)], ids=["named", "all-linear"])
+def test_adapters_only_in_the_top_layers_still_learn(model_dirs, tmp_path, targets):
+    config = dataclasses.replace(CONFIG, lora=LoraConfig(rank=8, alpha=16, target_modules=targets, layers=1))
+    student = HFStudent(str(model_dirs[True]), config, seed=0)
+    last = student.model.config.num_hidden_layers - 1
+    before = [p["trivial"] for p in label_probs(student)]
+    student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    lora, _ = lora_and_base(student)
+    assert lora and all(f"layers.{last}." in n for n in lora)
+    assert any("mlp.down_proj" in n for n in lora) and any("self_attn.o_proj" in n for n in lora)
+    after = [p["trivial"] for p in label_probs(student)]
+    assert sum(after) / len(after) > 0.5 and all(a > b for a, b in zip(after, before))
+    reloaded = HFStudent(str(model_dirs[True]), config, seed=0)
+    reloaded.use_adapter(tmp_path / "adapter")
+    assert flat(label_probs(reloaded)) == pytest.approx(flat(label_probs(student)), abs=1e-5)
+
 # ---- loading -----------------------------------------------------------------------------------------
 
 def test_unloadable_model_is_a_student_error(tmp_path):

@@ -264,9 +264,8 @@ class HFStudent:
         if not isinstance(self.model, PeftModel):
             set_seed(self.seed)  # the adapter's initial weights
             lora = cfg.lora
-            targets = "all-linear" if lora.target_modules == ("all-linear",) else list(lora.target_modules)
             adapter = PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                     target_modules=targets, task_type="CAUSAL_LM")
+                                     task_type="CAUSAL_LM", **self._lora_targets())
             self.model = get_peft_model(self.model, adapter)
         # They belong to the adapter being replaced.
         self._adapter, self.offsets, self._merged, self._prefix = "unsaved", None, None, None
@@ -296,6 +295,20 @@ class HFStudent:
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         return TrainReport(adapter_dir=str(out_dir), examples=len(examples), steps=result.global_step,
                            final_loss=losses[-1] if losses else None, seconds=time.perf_counter() - started)
+
+    def _lora_targets(self) -> dict:
+        """PEFT's target_modules (and layers_to_transform when `student.lora.layers` keeps only the top ones)."""
+        lora = self.config.lora
+        targets = "all-linear" if lora.target_modules == ("all-linear",) else list(lora.target_modules)
+        if not lora.layers:
+            return {"target_modules": targets}
+        total = getattr(self.model.config, "num_hidden_layers", None)
+        if not total:
+            raise StudentError(f"student.lora.layers={lora.layers}: the model's config has no num_hidden_layers")
+        if targets == "all-linear":  # PEFT takes a layer subset only with module names
+            targets = sorted({name.rsplit(".", 1)[-1] for name, module in self.model.named_modules()
+                              if isinstance(module, torch.nn.Linear) and ".layers." in name})
+        return {"target_modules": targets, "layers_to_transform": list(range(max(0, total - lora.layers), total))}
 
     def _label_heads(self, task: Task) -> list[int]:
         """The first token of each label's answer (distinct, or the label loss is skipped)."""
