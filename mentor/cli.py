@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -300,6 +301,8 @@ def main() -> None:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module)
+    # transformers 5 deprecates a question PEFT and sentence-transformers still ask; users can do nothing about it.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     if os.environ.get(COMPLETE_VAR):  # a completion script asking for completions (see `mentor completion`)
         from typer.completion import completion_init
 
