@@ -145,25 +145,9 @@ def split_off(pool: list[Example], task: Task, size: int, seed: int) -> tuple[li
     group; whole groups, drawn in a seeded random order, go to the calibration set until it has `size`
     items (the last group is cut to fit, its cut items are dropped with the near-twins).
     """
-    parent = list(range(len(pool)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with: dict[tuple[str, str], int] = {}
-    for i, example in enumerate(pool):
-        for name in task.input_fields:
-            value = normalise_text(str(example.input.get(name, "")))
-            if not value:
-                continue
-            j = first_with.setdefault((name, value), i)
-            parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
-    for i in range(len(pool)):
-        groups.setdefault(find(i), []).append(i)
+    for i, group in enumerate(twin_groups(task, pool)):
+        groups.setdefault(group, []).append(i)
     order = list(groups.values())
     random.Random(seed).shuffle(order)
     chosen: list[int] = []
@@ -175,3 +159,23 @@ def split_off(pool: list[Example], task: Task, size: int, seed: int) -> tuple[li
         taken.update(members)
     rest = [e for i, e in enumerate(pool) if i not in taken]
     return rest, [pool[i] for i in chosen], len(taken) - len(chosen)
+
+
+def twin_groups(task: Task, examples: list[Example]) -> list[int]:
+    """A group number per example: examples sharing the normalised value of any input field, directly or
+    through others, share a group (how calibration items are split off, and the folds of the baselines)."""
+    parent = list(range(len(examples)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_with: dict[tuple[str, str], int] = {}
+    for i, example in enumerate(examples):
+        for name in task.input_fields:
+            value = normalise_text(str(example.input.get(name, "")))
+            if value:
+                parent[find(i)] = find(first_with.setdefault((name, value), i))
+    return [find(i) for i in range(len(examples))]

@@ -27,10 +27,11 @@ from typing import Any, Callable
 import numpy as np
 
 from mentor import calibration
+from mentor.calibration import twin_groups
 from mentor.baselines.embed import CachedEncoder
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
-from mentor.tasks import Task, normalise_text
+from mentor.tasks import Task
 
 KINDS = ("tfidf", "embed", "majority")
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)  # regularisation strengths tried by cross-validation
@@ -171,26 +172,6 @@ def cv_folds(folds: int, seed: int, groups: list[int] | None) -> Any:
     if groups is not None and len(set(groups)) >= folds:
         return StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     return StratifiedKFold(folds, shuffle=True, random_state=seed)
-
-
-def twin_groups(task: Task, examples: list[Example]) -> list[int]:
-    """A group number per example: examples sharing the normalised value of any input field, directly or
-    through others, share a group (the rule the calibration split uses, mentor.calibration.split_off)."""
-    parent = list(range(len(examples)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with: dict[tuple[str, str], int] = {}
-    for i, example in enumerate(examples):
-        for name in task.input_fields:
-            value = normalise_text(str(example.input.get(name, "")))
-            if value:
-                parent[find(i)] = find(first_with.setdefault((name, value), i))
-    return [find(i) for i in range(len(examples))]
 
 
 def embed_inputs(task: Task, inputs: list[dict[str, str]], encoder: CachedEncoder) -> np.ndarray:
