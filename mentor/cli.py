@@ -224,7 +224,8 @@ def eval_cmd(
     models: Optional[str] = typer.Option(None, "--models", metavar="A,B,...", help="systems to compare, comma-separated: base, best, "
                                          "round:N, tfidf, embed, majority (baselines on the run's curriculum), "
                                          "tfidf:all, embed:all, majority:all (on its whole data source), "
-                                         "tfidf:calibrated, openai:MODEL or an adapter directory"),
+                                         "tfidf:calibrated, openai:MODEL, an adapter directory, or A+B (their label "
+                                         "probabilities averaged, e.g. best+embed)"),
     run_ref: Optional[str] = run_option("the run whose adapters are scored (best, round:N): its id or 'latest' "
                                         "[default: latest]"),
     adapter: Optional[Path] = typer.Option(None, "--adapter", metavar="DIR", help="score this adapter directory instead"),

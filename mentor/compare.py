@@ -155,7 +155,7 @@ def judge_run(ctx: RunContext, specs: tuple[str, str], judge: Judge, limit: int 
     targets = resolve_systems(ctx, list(specs))
     for target in targets:
         if not getattr(target.student, "can_explain", True):
-            raise JudgeError(f"{target.label}: a classical baseline predicts labels only and writes no explanations: "
+            raise JudgeError(f"{target.label}: a classical baseline or combined system predicts labels only and writes no explanations: "
                              "judge base, best, round:N or openai:MODEL")
     texts = []
     for target in targets:

@@ -5,7 +5,8 @@ the classical baselines of mentor.baselines: `tfidf`, `embed` (all-MiniLM-L6-v2 
 `majority` trained on the run's accepted curriculum up to its best round, `tfidf:all`, `embed:all` and
 `majority:all` trained on the run's whole labelled data source (less the evaluated items' near-twins),
 `tfidf:calibrated` (tfidf with decision calibration on the run's calibration set, as the student gets), `openai:MODEL` (a hosted
-model through any OpenAI-compatible server), or an adapter directory. The task and the student's base
+model through any OpenAI-compatible server), an adapter directory, or several of these joined by `+`
+(`best+embed`: their label probabilities averaged, mentor.ensemble; a system of its own, never the student's). The task and the student's base
 model come from the run's saved config when there is a run, so an adapter is always scored on the base
 model and prompt format it was trained with. base, best and round:N share one loaded model and switch
 adapters (`Target.prepare`) right before they are scored.
@@ -24,7 +25,7 @@ from mentor.students import Student, StudentError, make_student
 from mentor.tasks import Task, get_task
 
 SPECS_HELP = ("base, best, round:N, tfidf, embed, majority, tfidf:all, embed:all, majority:all, tfidf:calibrated, "
-              "openai:MODEL or an adapter directory")
+              "openai:MODEL, an adapter directory, or A+B (their probabilities averaged, e.g. best+embed)")
 BASELINE_SPECS = ("tfidf", "embed", "majority", "tfidf:all", "embed:all", "majority:all", "tfidf:calibrated")
 
 
@@ -87,7 +88,8 @@ def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None
 
 
 def needs_run(specs: list[str]) -> bool:
-    return any(s == "best" or s in BASELINE_SPECS or s.startswith("round:") for s in specs)
+    parts = [p.strip() for s in specs for p in (s.split("+") if not Path(s).is_dir() else [s])]
+    return any(s == "best" or s in BASELINE_SPECS or s.startswith("round:") for s in parts)
 
 
 def resolve_systems(ctx: RunContext, specs: list[str]) -> list[Target]:
@@ -129,6 +131,13 @@ def resolve_spec(ctx: RunContext, spec: str) -> Target:
         return Target(spec, task, model, kind="remote", run_id=ctx.run_id)
     if Path(spec).is_dir():
         return _local(ctx, f"adapter {spec}", Path(spec))
+    if "+" in spec:
+        from mentor.ensemble import Ensemble
+
+        members = [resolve_spec(ctx, part.strip()) for part in spec.split("+")]
+        if not task.label_field:
+            raise StudentError(f"{spec!r}: a combined system averages label probabilities; task {task.name!r} has none")
+        return Target(" + ".join(m.label for m in members), task, Ensemble(members), kind="combined", run_id=ctx.run_id)
     raise StudentError(f"unknown system {spec!r} in --models: use {SPECS_HELP}")
 
 
