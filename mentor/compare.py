@@ -106,18 +106,14 @@ def _answers(target: Target, task: Task, examples: list[Example], doing: str, pr
 def _one_at_a_time(target: Target, task: Task, examples: list[Example], progress: Progress | None) -> list[float]:
     """Wall-clock seconds of answering each item as a request of its own (the model already loaded)."""
     times = []
-    with (progress(f"{target.label}: one-item requests", len(examples)) if progress else _no_progress()) as advance:
+    quiet = contextlib.nullcontext(lambda _n: None)
+    with progress(f"{target.label}: one-item requests", len(examples)) if progress else quiet as advance:
         for example in examples:
             started = time.perf_counter()
             target.student.answer(task, [example.input])
             times.append(time.perf_counter() - started)
             advance(1)
     return times
-
-
-@contextlib.contextmanager
-def _no_progress():
-    yield lambda _n: None
 
 
 def _spent(student: Any) -> float:

@@ -1,7 +1,8 @@
 """The Hugging Face student: any causal LM that transformers loads, fine-tuned with LoRA through PEFT.
 
-This is the only module that imports torch, transformers and peft; nothing imports it until a run asks
-for an `hf:` or `bundled` student. A label is chosen by scoring every label's likelihood after the
+This module and hf_training.py (the Trainer's loss, progress callback and adapter save) are the only
+ones that import torch, transformers and peft; nothing imports them until a run asks for an `hf:` or
+`bundled` student. A label is chosen by scoring every label's likelihood after the
 prompt, never by generation, so the answer is always a valid label and carries calibrated-ish
 probabilities; free-text fields are generated greedily after the chosen label. Training goes through
 the Hugging Face `Trainer`, so `torchrun`/`accelerate launch` spread it over several GPUs unchanged.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,12 +29,13 @@ import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PrinterCallback, Trainer,
-                          TrainerCallback, TrainingArguments, set_seed)
+                          TrainingArguments, set_seed)
 
 from mentor import calibration
 from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
+from mentor.students.hf_training import AnswerLoss, Progress, save_atomically
 from mentor.tasks import Task
 
 # Ours, and short on purpose: SmolLM2's default system prompt costs ~20 tokens on every item.
@@ -282,14 +283,14 @@ class HFStudent:
                 train_sampling_strategy="group_by_length", use_cpu=self.device.type == "cpu",
                 bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16)
             trainer = Trainer(model=self.model, args=args, train_dataset=features, data_collator=self._collate,
-                              compute_loss_func=_AnswerLoss(self._label_heads(task)),
-                              callbacks=[_Progress(progress)] if progress else None)
+                              compute_loss_func=AnswerLoss(self._label_heads(task)),
+                              callbacks=[Progress(progress)] if progress else None)
             trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
             result = trainer.train()
         self.model.eval()
         out_dir = Path(out_dir)
         if trainer.accelerator.is_main_process:
-            _save_atomically(self.model, out_dir)
+            save_atomically(self.model, out_dir)
         trainer.accelerator.wait_for_everyone()
         self._adapter = out_dir.resolve()
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -347,47 +348,6 @@ class HFStudent:
         self._adapter, self._merged, self._prefix = path, None, None
 
 
-class _AnswerLoss:
-    """Cross-entropy on the answer tokens, plus a cross-entropy restricted to the labels' first tokens.
-
-    At inference a label is chosen by comparing the labels' likelihoods, so what decides the answer is
-    the competition between the label tokens, not their mass against the other 49k words of the
-    vocabulary. The restricted term trains exactly that decision from the first step, where plain
-    cross-entropy first spends its steps teaching the model to say any label at all. Both terms are
-    summed and divided by the accumulated batch's answer-token count, as the Trainer expects when a
-    loss function is given (it then skips its own gradient-accumulation scaling).
-    """
-
-    def __init__(self, label_heads: list[int]) -> None:
-        self.heads = label_heads
-
-    def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:  # noqa: ANN001
-        logits = outputs.logits[:, :-1].float()
-        targets = labels[:, 1:].to(logits.device)
-        total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                  ignore_index=-100, reduction="sum")
-        answered = targets != -100
-        if self.heads and answered.any():
-            rows = answered.any(-1).nonzero().squeeze(-1)
-            first = answered.int().argmax(-1)[rows]
-            head_ids = torch.tensor(self.heads, device=logits.device)
-            restricted = logits[rows, first][:, head_ids]
-            wanted = (targets[rows, first].unsqueeze(-1) == head_ids).int()
-            known = wanted.any(-1)  # rows whose answer starts with a label head
-            if known.any():
-                total = total + torch.nn.functional.cross_entropy(restricted[known], wanted[known].argmax(-1), reduction="sum")
-        count = num_items_in_batch if num_items_in_batch is not None else answered.sum()
-        return total / torch.as_tensor(count, device=total.device).clamp(min=1)
-
-
-class _Progress(TrainerCallback):
-    def __init__(self, progress: Callable[[int], None]) -> None:
-        self.progress = progress
-
-    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - Trainer's callback signature
-        self.progress(1)
-
-
 def _device_and_dtype(config: StudentConfig) -> tuple[torch.device, torch.dtype]:
     name = config.device
     if name == "auto":
@@ -422,14 +382,3 @@ def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple
     ids = torch.tensor([[pad_id] * (width - len(row)) + row for row in rows], device=device)
     mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
     return ids, mask
-
-
-def _save_atomically(model: PeftModel, out_dir: Path) -> None:
-    """adapter_config.json + adapter_model.safetensors, renamed into place only once complete."""
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
