@@ -95,12 +95,13 @@ def compare(targets: list[Target], examples: list[Example], data: str, progress:
             "systems": [report_ for report_, _ in measured]}
 
 
-def _answers(target: Target, task: Task, examples: list[Example], doing: str, progress: Progress | None) -> list[Answer]:
+def _answers(target: Target, task: Task, examples: list[Example], doing: str, progress: Progress | None,
+             explain: bool = False) -> list[Answer]:
     inputs = [e.input for e in examples]
     if progress is None:
-        return target.student.answer(task, inputs)
+        return target.student.answer(task, inputs, explain=explain)
     with progress(f"{target.label}: {doing}", len(inputs)) as advance:
-        return target.student.answer(task, inputs, advance)
+        return target.student.answer(task, inputs, advance, explain=explain)
 
 
 def _one_at_a_time(target: Target, task: Task, examples: list[Example], progress: Progress | None) -> list[float]:
@@ -110,7 +111,7 @@ def _one_at_a_time(target: Target, task: Task, examples: list[Example], progress
     with progress(f"{target.label}: one-item requests", len(examples)) if progress else quiet as advance:
         for example in examples:
             started = time.perf_counter()
-            target.student.answer(task, [example.input])
+            target.student.answer(task, [example.input], explain=False)
             times.append(time.perf_counter() - started)
             advance(1)
     return times
@@ -156,7 +157,7 @@ def judge_run(ctx: RunContext, specs: tuple[str, str], judge: Judge, limit: int 
     texts = []
     for target in targets:
         target.prepare()
-        answers = _answers(target, task, items, "explaining", progress)
+        answers = _answers(target, task, items, "explaining", progress, explain=True)
         # An answer that could not be parsed is judged on its raw text: that is what a reader would see.
         texts.append([(a.parsed or {}).get(field) or a.raw.strip() for a in answers])
     result = compare_explanations(judge, task, items, texts[0], texts[1], (targets[0].label, targets[1].label), config.seed)

@@ -33,13 +33,14 @@ class Ensemble:
             self.fit_for = lambda task, inputs: " + ".join(
                 m.student.fit_for(task, inputs) if m in fits else m.label for m in members)
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = False) -> list[Answer]:  # labels only: nothing to explain with
         if not task.label_field:
             raise StudentError(f"a combined system averages label probabilities; task {task.name!r} has no label field")
         per_member = []
         for member in self.members:
             member.prepare()
-            per_member.append(member.student.answer(task, inputs))
+            per_member.append(member.student.answer(task, inputs, explain=False))
         answers = []
         for row in zip(*per_member):
             mean = {label: sum(_probs(task, a).get(label, 0.0) for a in row) / len(row) for label in task.labels}

@@ -14,10 +14,10 @@ from mentor.records import Answer, Example
 from mentor.tasks import Task
 
 
-def score(student: Any, task: Task, examples: list[Example],
-          progress: Callable[[int], None] | None = None) -> tuple[list[Answer], list[bool], dict[str, Any]]:
-    """The student's answers, whether each is correct, and the metrics report."""
-    answers = student.answer(task, [e.input for e in examples], progress)
+def score(student: Any, task: Task, examples: list[Example], progress: Callable[[int], None] | None = None,
+          explain: bool = False) -> tuple[list[Answer], list[bool], dict[str, Any]]:
+    """The student's answers, whether each is correct, and the metrics report (labels only unless `explain`)."""
+    answers = student.answer(task, [e.input for e in examples], progress, explain=explain)
     correct = [task.is_correct(a.parsed, e.output) for a, e in zip(answers, examples)]
     return answers, correct, report(task, examples, answers, correct)
 

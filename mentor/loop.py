@@ -93,7 +93,7 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
             calibration.remove(adapter)  # left by a run killed after writing it: fit on raw scores again
             r.student.use_adapter(adapter)
             with console.progress(f"round {round_no}: scoring the calibration set", len(r.calibration)) as advance:
-                answers = r.student.answer(task, [e.input for e in r.calibration], advance)
+                answers = r.student.answer(task, [e.input for e in r.calibration], advance, explain=False)
             if any(a.probs is None for a in answers):
                 return None  # a student without label probabilities has no scores to shift
             fit = calibration.fit_offsets(task.labels, [a.probs for a in answers],
@@ -136,7 +136,7 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
                 unseen = [e for e in r.pool if task.key(e.input) not in avoid]
                 items = random.Random(f"{cfg.seed}:probe:{round_no}").sample(unseen, min(len(unseen), r.teacher.probe_size))
                 with console.progress(f"round {round_no}: scoring {len(items)} pool items for the teacher", len(items)) as advance:
-                    answers = r.student.answer(task, [e.input for e in items], advance)
+                    answers = r.student.answer(task, [e.input for e in items], advance, explain=False)
                 return items, answers, [task.is_correct(a.parsed, e.output) for a, e in zip(answers, items)]
             step(round_no, "probe", probe, lambda res: store.save_probes(run_id, round_no, *res))
             probed = [ExamResult(e, a, c) for e, a, c in store.probes(run_id, round_no)]
@@ -159,7 +159,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
         # 2. The student takes it.
         def take_exam():
             with console.progress(f"round {round_no}: taking the exam", len(questions)) as advance:
-                answers = r.student.answer(task, [q.input for q in questions], advance)
+                # The offline teachers grade labels against the data; an LLM teacher reads the explanations too.
+                answers = r.student.answer(task, [q.input for q in questions], advance, explain=not r.teacher.needs_labels)
             return answers, [task.is_correct(a.parsed, q.output) for a, q in zip(answers, questions)]
         step(round_no, "answer", take_exam, lambda res: store.save_answers(run_id, round_no, *res))
         results = [ExamResult(q, a, bool(c)) for q, a, c in store.exam(run_id, round_no)]

@@ -114,7 +114,7 @@ class _Timed:
     name: str = "timed"
     can_finetune: bool = False
 
-    def answer(self, task, inputs, progress=None):
+    def answer(self, task, inputs, progress=None, explain=True):
         self.usage.cost += 0.002 * len(inputs)
         return [Answer("major", {"issue_type": "major"}, None, s) for s, _ in zip(self.seconds, inputs)]
 
@@ -161,7 +161,7 @@ class _Batching:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def answer(self, task, inputs, progress=None):
+    def answer(self, task, inputs, progress=None, explain=True):
         import time
         self.calls.append(len(inputs))
         time.sleep(0.03 + 0.001 * len(inputs))

@@ -27,7 +27,7 @@ class _Fixed:
     def __init__(self, probs: dict[str, float] | None, label: str, seconds: float) -> None:
         self.probs, self.label, self.seconds, self.calls = probs, label, seconds, 0
 
-    def answer(self, task, inputs, progress=None):
+    def answer(self, task, inputs, progress=None, explain=True):
         self.calls += 1
         return [Answer(self.label, {"issue_type": self.label}, self.probs, self.seconds) for _ in inputs]
 

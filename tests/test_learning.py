@@ -50,8 +50,8 @@ class _ScheduledStudent:
         self.loaded = Path(path) if path else None
         self.inner.use_adapter(path)
 
-    def answer(self, task, inputs, progress=None):  # noqa: ANN001
-        answers = self.inner.answer(task, inputs, progress)
+    def answer(self, task, inputs, progress=None, explain=True):  # noqa: ANN001
+        answers = self.inner.answer(task, inputs, progress, explain)
         if not inputs or SEVERITY.key(inputs[0]) not in self.truth:
             return answers
         good = self.loaded is not None and self.loaded.name in ("round-1", "round-3")

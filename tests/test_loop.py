@@ -83,11 +83,11 @@ KILLER = textwrap.dedent("""
             self.inner = ScriptedStudent()
         def use_adapter(self, path):
             self.inner.use_adapter(path)
-        def answer(self, task, inputs, progress=None):
+        def answer(self, task, inputs, progress=None, explain=True):
             calls["answer"] += 1
             if step in order and calls["answer"] == 1 + (round_no - 1) * len(order) + order.index(step) + 1:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return self.inner.answer(task, inputs, progress)
+            return self.inner.answer(task, inputs, progress, explain)
         def finetune(self, task, examples, out_dir, progress=None):
             calls["finetune"] += 1
             report = self.inner.finetune(task, examples, out_dir, progress)

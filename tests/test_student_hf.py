@@ -304,6 +304,20 @@ def test_contract_errors(any_student, tmp_path):
         any_student.use_adapter(tmp_path / "nowhere")
 
 
+def test_contract_labels_only_answers_skip_the_text_and_keep_the_labels(any_student, tmp_path):
+    any_student.finetune(EXPLAIN, TRIVIAL, tmp_path / "adapter")
+    full = any_student.answer(EXPLAIN, ITEMS)
+    if isinstance(any_student, HFStudent):  # generation is what labels-only answering skips
+        generate = any_student._generate
+        any_student._generate = lambda *a, **k: pytest.fail("explain=False generated text")
+    labels_only = any_student.answer(EXPLAIN, ITEMS, explain=False)
+    if isinstance(any_student, HFStudent):
+        any_student._generate = generate
+    assert [a.parsed for a in labels_only] == [{"issue_type": a.parsed["issue_type"]} for a in full]
+    assert [a.raw for a in labels_only] == [a.parsed["issue_type"] for a in full]
+    assert [a.probs for a in labels_only] == [a.probs for a in full]
+
+
 def test_contract_adapter_round_trip(any_student, tmp_path):
     report = any_student.finetune(EXPLAIN, TRIVIAL, tmp_path / "adapter")
     assert Path(report.adapter_dir) == tmp_path / "adapter" and (tmp_path / "adapter" / "adapter_config.json").is_file()

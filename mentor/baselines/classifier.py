@@ -56,7 +56,8 @@ class BaselineStudent:
         self.offsets: dict[str, float] | None = None  # per-label decision offsets (mentor.calibration)
         self.temperature = 1.0
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = False) -> list[Answer]:  # labels only: nothing to explain with
         if task.label_field != self.task.label_field or set(task.labels) != set(self.task.labels):
             raise StudentError(f"the {self.name} baseline was trained for task {self.task.name!r}, not {task.name!r}")
         if not inputs:

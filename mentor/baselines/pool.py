@@ -48,7 +48,8 @@ class PoolBaseline:
         self.training = {**self.fitted.training, "source": self.where, "left_out_near_evaluated": left_out}
         return f"{self.name} ({len(kept)} ex. of {self.where}, {left_out} near evaluated items left out)"
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = False) -> list[Answer]:  # labels only: nothing to explain with
         if self.fitted is None:
             raise StudentError(f"{self.name} is fitted for the items it is scored on: call fit_for(task, inputs) first")
         unseen = sum(1 for item in inputs if task.key(item) not in self._allowed)

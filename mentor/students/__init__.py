@@ -20,8 +20,13 @@ class Student(Protocol):
     name: str
     can_finetune: bool
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
-        """Answer each question (categorical labels by scoring, free text by generation)."""
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = True) -> list[Answer]:
+        """Answer each question (categorical labels by scoring, free text by generation).
+
+        explain=False: the label only, no free text generated (`parsed` holds just the label field). Scoring a
+        holdout, a probe or a calibration set needs no more, and generation costs far more than scoring.
+        """
         ...
 
     def finetune(self, task: Task, examples: list[Example], out_dir: Path, progress: Callable[[int], None] | None = None) -> TrainReport:

@@ -139,7 +139,8 @@ class HFStudent:
 
     # ---- answering ----------------------------------------------------------------------------
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = True) -> list[Answer]:
         labels = list(task.labels) if task.label_field else []
         if labels and self.offsets:
             calibration.check_labels(self.offsets, labels, str(self._adapter))
@@ -165,14 +166,15 @@ class HFStudent:
                     chosen = [labels[j] for j in scores.argmax(dim=-1).tolist()]
                     probs = [dict(zip(labels, row)) for row in scores.tolist()]
                 texts = [""] * len(batch)
-                if task.text_fields:
+                if task.text_fields and explain:
                     lead = {label: self.encode(task, {}, label, "")[1] for label in set(chosen)}
                     prefixes = [prompts[i] + lead[label] for i, label in zip(batch, chosen)]
                     texts = self._generate(model, prefixes)
             seconds = (time.perf_counter() - started) / len(batch)
             for i, label, p, text in zip(batch, chosen, probs, texts):
                 raw = task.answer_from(label, text)
-                answers[i] = Answer(raw=raw, parsed=task.parse(raw), probs=p, seconds=seconds)
+                parsed = task.parse(raw) if explain or not labels else {task.label_field: label}
+                answers[i] = Answer(raw=raw, parsed=parsed, probs=p, seconds=seconds)
             if progress:
                 progress(len(batch))
         return answers  # type: ignore[return-value]

@@ -32,7 +32,9 @@ class RemoteStudent:
         self.usage = Usage()  # what its calls have cost so far (`mentor eval` reports cost per 1,000 items)
         self._lock = threading.Lock()
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = True) -> list[Answer]:
+        # explain is ignored: a hosted model answers every field in one JSON reply, whose cost the server sets.
         system = (task.description + "\nReply with one JSON object with the fields: "
                   + ", ".join(f"{f} (one of {', '.join(task.labels)})" if f == task.label_field else f
                               for f in task.output_fields) + ".")

@@ -42,7 +42,8 @@ class ScriptedStudent:
         self.adapter: Path | None = None
         self.offsets: dict[str, float] | None = None  # the loaded adapter's calibration (mentor.calibration)
 
-    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None) -> list[Answer]:
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = True) -> list[Answer]:
         answers = []
         for item in inputs:
             output = self._output(task, item)
@@ -54,6 +55,9 @@ class ScriptedStudent:
                 if self.offsets:  # decision calibration saved with the adapter, as the hf student applies it
                     probs = calibration.apply_offsets(probs, self.offsets)
                     label = max(probs, key=probs.get)
+            if not explain and label is not None:
+                answers.append(Answer(raw=label, parsed={task.label_field: label}, probs=probs))
+                continue
             text = "\n".join(f"{name}: {output[name]}" for name in task.text_fields if output.get(name))
             raw = task.answer_from(label, text)
             answers.append(Answer(raw=raw, parsed=task.parse(raw), probs=probs))
