@@ -167,6 +167,10 @@ class LoopConfig:
     rounds: int = _f(3, "most fine-tuning rounds after the round-0 baseline", ge=0)
     patience: int = _f(2, "stop when the holdout metric has not improved for this many rounds", ge=1)
     metric: str = _f("macro_f1", "holdout metric that picks the best round: 'macro_f1' or 'accuracy'", choices=("macro_f1", "accuracy"))
+    explain_sample: int = _f(24, "tasks with free text (explain): holdout items whose explanations the student writes "
+                                 "each round, scored by similarity to their reference explanations (0 = labels only)", ge=0)
+    explanation_weight: float = _f(0.5, "tasks with free text: the weight of that similarity in the criterion that picks "
+                                        "the best round (the holdout metric has the rest)", ge=0, le=1)
     max_minutes: float = _f(0.0, "wall-clock budget in minutes over the whole run, resumes included (0 = none)", ge=0)
     replay: float = _f(0.5, "besides a round's new examples, train on up to this many times as many earlier "
                              "curriculum examples (replay keeps old lessons without retraining on everything)", ge=0)

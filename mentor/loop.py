@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from mentor import calibration, console, launch
+from mentor import calibration, console, explanations, launch
 from mentor.config import RunConfig
 from mentor.curriculum import summarise, training_set, vet
 from mentor.evaluate import score, stratified_sample
@@ -42,6 +42,7 @@ class RunInputs:
     student: Student
     home: Path
     calibration: list[Example] = field(default_factory=list)  # labelled items that fit decision offsets
+    encode: Callable[[list[str]], Any] | None = None  # sentence embeddings for explanations (default: MiniLM, cached)
 
 
 def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
@@ -76,10 +77,32 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
                 return f"teacher cost budget of ${cfg.teacher.max_cost:g} spent (${cost:.4f} used)"
         return None
 
+    # A task with free text: each round the student also writes explanations for a fixed sample of the holdout.
+    explaining = explanations.explains(task, cfg.loop.explain_sample)
+    chosen = {id(e) for e in stratified_sample(task, r.holdout, cfg.loop.explain_sample, cfg.seed)} if explaining else set()
+    explained = [i for i, e in enumerate(r.holdout) if id(e) in chosen]
+    encoder: list[Callable[[list[str]], Any]] = []
+
+    def encode(texts: list[str]) -> Any:
+        if not encoder:
+            from mentor.baselines.embed import CachedEncoder
+            encoder.append(r.encode or CachedEncoder(store))
+        return encoder[0](texts)
+
     def evaluate(round_no: int) -> None:
         def work():
             with console.progress(f"round {round_no}: scoring the holdout", len(r.holdout)) as advance:
-                return score(r.student, task, r.holdout, advance)
+                answers, correct, report = score(r.student, task, r.holdout, advance)
+            if explaining:
+                items = [r.holdout[i] for i in explained]
+                with console.progress(f"round {round_no}: writing {len(items)} explanations", len(items)) as advance:
+                    written = r.student.answer(task, [e.input for e in items], advance)
+                for i, full in zip(explained, written):  # the label and its correctness stay the scoring pass's
+                    answers[i] = replace(answers[i], raw=full.raw, parsed={**(full.parsed or {}), **(answers[i].parsed or {})})
+                report["explanation"] = explanations.explanation_report(task, items, written, encode)
+                report["selection"] = explanations.selection_value(
+                    report[cfg.loop.metric], report["explanation"]["similarity"], cfg.loop.explanation_weight)
+            return answers, correct, report
 
         def save(res):
             answers, correct, report = res
@@ -110,14 +133,22 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
         step(round_no, "calibrate", work, save)
 
     def metric(round_no: int) -> float:
-        rows = {row["round"]: row for row in store.rounds(run_id)}
-        return rows[round_no]["metrics"][cfg.loop.metric]
+        """The criterion that picks the best round: the holdout metric, with explanations weighed in when written."""
+        metrics = {row["round"]: row for row in store.rounds(run_id)}[round_no]["metrics"]
+        if "explanation" not in metrics:
+            return metrics[cfg.loop.metric]
+        return explanations.selection_value(metrics[cfg.loop.metric], metrics["explanation"]["similarity"],
+                                            cfg.loop.explanation_weight)
+
+    criterion = explanations.criterion(cfg.loop.metric, cfg.loop.explanation_weight, len(explained), explaining)
+    if explaining:
+        console.log(f"best round picked by {criterion}")
 
     # Round 0: the untuned student's baseline.
     r.student.use_adapter(None)
     evaluate(0)
     best_round, best_value, stale = 0, metric(0), 0
-    console.log(f"round 0: holdout {cfg.loop.metric} {best_value:.3f} (untuned baseline)")
+    console.log(f"round 0: {_figures(store, run_id, 0, cfg.loop.metric)} (untuned baseline)")
     reason = f"finished {cfg.loop.rounds} round(s)"
 
     for round_no in range(1, cfg.loop.rounds + 1):
@@ -226,13 +257,22 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
         else:
             stale += 1
             verdict = f"no better than round {best_round} ({best_value:.3f}): rolled back"
-        console.log(f"round {round_no}: holdout {cfg.loop.metric} {value:.3f}, {verdict}")
+        console.log(f"round {round_no}: {_figures(store, run_id, round_no, cfg.loop.metric)}, {verdict}")
         if stale >= cfg.loop.patience:
             reason = f"no improvement for {stale} round(s) (patience {cfg.loop.patience})"
             break
 
     store.finish_run(run_id, "finished", reason, best_round)
     return {"run_id": run_id, "best_round": best_round, "best": best_value, "reason": reason}
+
+
+def _figures(store: Store, run_id: int, round_no: int, metric: str) -> str:
+    metrics = {row["round"]: row for row in store.rounds(run_id)}[round_no]["metrics"]
+    text = f"holdout {metric} {metrics[metric]:.3f}"
+    if "explanation" in metrics:
+        text += (f", explanation similarity {metrics['explanation']['similarity']:.3f} "
+                 f"({metrics['explanation']['items']} items), criterion {metrics['selection']:.3f}")
+    return text
 
 
 def _previous_grade(store: Store, run_id: int, round_no: int) -> Grade | None:

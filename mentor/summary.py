@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from mentor import explanations
 from mentor.store import Store
 
 STEPS = ("probe", "exam", "answer", "grade", "curriculum", "finetune", "calibrate", "evaluate")
@@ -28,6 +29,8 @@ def run_overview(store: Store, run_id: int) -> dict[str, Any]:
             "accuracy": metrics.get("accuracy"),
             "macro_f1": metrics.get("macro_f1"),
             "unparseable": metrics.get("unparseable"),
+            "explanation_similarity": (metrics.get("explanation") or {}).get("similarity"),
+            "criterion_value": metrics.get("selection"),
             "exam_questions": stats.get("exam_questions"),
             "curriculum": stats.get("curriculum"),
             "trained_on": (row["train"] or {}).get("examples"),
@@ -42,9 +45,14 @@ def run_overview(store: Store, run_id: int) -> dict[str, Any]:
             "best": run["best_round"] == r,
         })
     best = next((r for r in rounds if r["best"]), None)
+    loop = (run["config"] or {}).get("loop", {})
+    explained = next((row["metrics"]["explanation"]["items"] for row in store.rounds(run_id)
+                      if (row["metrics"] or {}).get("explanation")), 0)
+    criterion = explanations.criterion(loop.get("metric", "macro_f1"), loop.get("explanation_weight", 0.0), explained,
+                                       bool(explained))
     # The top-level keys are a scripting interface (`mentor show --json`, docs/cli.md): add keys, never rename them.
     return {"run": run["id"], "created": run["created"], "task": run["task"], "status": run["status"],
-            "stop_reason": run["stop_reason"], "best_round": run["best_round"],
+            "stop_reason": run["stop_reason"], "best_round": run["best_round"], "criterion": criterion,
             "best": {key: best[key] for key in ("round", "accuracy", "macro_f1", "adapter")} if best else None,
             "rounds": rounds, "stats": (store.rounds(run_id)[0]["stats"] if rounds else None), "config": run["config"]}
 
@@ -59,7 +67,8 @@ def round_table(overview: dict[str, Any]) -> Table:
     hosted = any(r["teacher"] for r in overview["rounds"])  # a hosted teacher's calls: tokens, cost, latency
     calibrated = any("calibrate" in r["seconds"] for r in overview["rounds"])
     probed = any("probe" in r["seconds"] for r in overview["rounds"])
-    for name in ("round", "proficiency", "holdout acc", "macro-F1", "exam", "new ex.", "trained on", "loss") \
+    explained = any(r["explanation_similarity"] is not None for r in overview["rounds"])
+    for name in ("round", "proficiency", "holdout acc", "macro-F1") + (("expl. sim", "criterion") if explained else ()) + ("exam", "new ex.", "trained on", "loss") \
             + (("s probe",) if probed else ()) + ("s exam", "s answer", "s grade", "s finetune") + (("s calib",) if calibrated else ()) + ("s eval",) \
             + (TEACHER_COLUMNS if hosted else ()):
         table.add_column(name, justify="right")
@@ -67,13 +76,15 @@ def round_table(overview: dict[str, Any]) -> Table:
         sec = r["seconds"]
         accepted = (r["curriculum"] or {}).get("accepted")
         table.add_row(f"{r['round']}{' *' if r['best'] else ''}", _fmt(r["proficiency"], "d"), _fmt(r["accuracy"]),
-                      _fmt(r["macro_f1"]), _fmt(r["exam_questions"], "d"), _fmt(accepted, "d"), _fmt(r["trained_on"], "d"),
+                      _fmt(r["macro_f1"]),
+                      *((_fmt(r["explanation_similarity"]), _fmt(r["criterion_value"])) if explained else ()),
+                      _fmt(r["exam_questions"], "d"), _fmt(accepted, "d"), _fmt(r["trained_on"], "d"),
                       _fmt(r["final_loss"], ".3f"), *((_fmt(sec.get("probe"), ".1f"),) if probed else ()),
                       _fmt(sec.get("exam"), ".1f"), _fmt(sec.get("answer"), ".1f"),
                       _fmt(sec.get("grade"), ".1f"), _fmt(sec.get("finetune"), ".1f"),
                       *((_fmt(sec.get("calibrate"), ".1f"),) if calibrated else ()), _fmt(sec.get("evaluate"), ".1f"),
                       *(_teacher_cells(r["teacher"]) if hosted else ()))
-    table.caption = "* best round (its adapter is the run's result)"
+    table.caption = f"* best round (its adapter is the run's result), picked by {overview['criterion']}"
     if hosted:
         table.caption += "; k tok, cost $, s teach: the hosted teacher's tokens (thousands), USD and reply seconds"
     return table

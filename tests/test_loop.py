@@ -135,3 +135,84 @@ def test_kill_minus_9_mid_round_resumes_with_the_same_rows(tmp_path, data_files,
     result = resume_run(home=killed_home)
     assert result["run_id"] == 1 and open_store(killed_home).run(1)["status"] == "finished"
     assert _dump(killed_home / "mentor.db") == _dump(reference_home / "mentor.db")
+
+
+class _Improving:
+    """Labels right and no explanation before any training; after it, every label 'trivial' and the reference
+    explanation word for word: a round the holdout metric alone would roll back, explanations make the best."""
+
+    name, can_finetune = "improving", True
+
+    def __init__(self, references):
+        self.references, self.trained, self.explained = references, 0, []
+
+    def use_adapter(self, path):
+        pass
+
+    def answer(self, task, inputs, progress=None, explain=True):
+        from mentor.records import Answer
+
+        if explain:
+            self.explained.append(len(inputs))
+        out = []
+        for item in inputs:
+            reference, label = self.references[task.key(item)]
+            label = label if not self.trained else "trivial"
+            text = reference if self.trained else ""
+            raw = f"{label}\nexplanation: {text}" if explain and text else label
+            out.append(Answer(raw=raw, parsed=task.parse(raw) if explain and text else {"issue_type": label},
+                              probs={lab: float(lab == label) for lab in task.labels}))
+        return out
+
+    def finetune(self, task, examples, out_dir, progress=None):
+        from mentor.records import TrainReport
+
+        self.trained += 1
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return TrainReport(adapter_dir=str(out_dir), examples=len(examples), steps=1, final_loss=0.1, seconds=0.0)
+
+
+def _bag_of_words(texts):
+    import numpy as np
+
+    rows = np.zeros((len(texts), 64), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            rows[i, hash(word) % 64] += 1
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+def test_an_explain_run_writes_explanations_for_a_sample_and_weighs_them_in_the_best_round(tmp_path, home, monkeypatch):
+    import mentor.baselines.embed as embed
+    import mentor.runner as runner
+    from mentor.records import Example
+    from mentor.summary import run_overview
+    from mentor.tasks import EXPLAIN
+
+    def explained(examples):
+        return [Example(e.input, {**e.output, "explanation": f"because {e.output['issue_type']} things happen in "
+                                                              f"{e.input['review']}"}) for e in examples]
+
+    pool, holdout = explained(make_examples(10, "pool")), explained(make_examples(4, "holdout", seed=1))
+    student = _Improving({EXPLAIN.key(e.input): (e.output["explanation"], e.output["issue_type"]) for e in pool + holdout})
+    monkeypatch.setattr(runner, "make_student", lambda config, seed: student)
+    monkeypatch.setattr(embed, "CachedEncoder", lambda store: _bag_of_words)
+    paths = write_jsonl(tmp_path / "pool.jsonl", pool), write_jsonl(tmp_path / "holdout.jsonl", holdout)
+    result = start_run(load_config(overrides=[*_overrides(*paths, "loop.rounds=1"), "task=explain", "loop.explain_sample=8"]))
+
+    store = open_store()
+    rounds = store.rounds(result["run_id"])
+    untuned, tuned = rounds[0]["metrics"], rounds[1]["metrics"]
+    assert untuned["macro_f1"] == 1.0 and untuned["explanation"]["similarity"] == 0.0 and untuned["selection"] == 0.5
+    assert tuned["macro_f1"] < 0.2 and tuned["explanation"]["similarity"] == pytest.approx(1.0)
+    assert tuned["selection"] == pytest.approx(0.5 * tuned["macro_f1"] + 0.5) and result["best_round"] == 1
+    # Text is generated only for the sample: holdout scoring, the exam (an offline teacher) ask for labels only.
+    assert student.explained == [8, 8] and untuned["explanation"]["items"] == 8 == len(untuned["explanation"]["per_item"])
+    overview = run_overview(store, result["run_id"])
+    assert overview["criterion"].startswith("0.5 x holdout macro-F1 + 0.5 x explanation similarity")
+    assert overview["rounds"][1]["explanation_similarity"] == pytest.approx(1.0)
+    # A labels-only criterion (weight 0) keeps the untuned round with the same answers.
+    student.trained = 0
+    again = start_run(load_config(overrides=[*_overrides(*paths, "loop.rounds=1"), "task=explain", "loop.explain_sample=8",
+                                             "loop.explanation_weight=0"]))
+    assert again["best_round"] == 0 and run_overview(store, again["run_id"])["criterion"] == "holdout macro-F1"
