@@ -27,7 +27,7 @@ import numpy as np
 
 from mentor.data import DataError, bundled_path, dedupe, load_examples
 from mentor.evaluate import report, stratified_sample
-from mentor.judge import Judge, JudgeError, compare_explanations
+from mentor.judge import FIXED_SYSTEMS, Judge, JudgeError, compare_explanations, cross_check, fixed_texts, second_judge
 from mentor.metrics import paired_bootstrap
 from mentor.records import Answer, Example
 from mentor.targets import RunContext, Target, resolve_systems
@@ -133,8 +133,15 @@ def explain_task(task: Task) -> Task:
 
 
 def judge_run(ctx: RunContext, specs: tuple[str, str], judge: Judge, limit: int = 0,
-              progress: Progress | None = None) -> dict[str, Any]:
-    """Explanations of two systems on the run's holdout, compared by `judge` in both orders."""
+              progress: Progress | None = None, check: Judge | None = None) -> dict[str, Any]:
+    """Explanations of two systems on the run's holdout, compared by `judge` in both orders, and by a second,
+    independent judge (`check`, by default mentor.judge.second_judge) to measure how far the two agree.
+
+    A spec is a system of mentor.targets, or `definition` / `reference` (mentor.judge.FIXED_SYSTEMS: texts
+    that need no model). The result is compare_explanations' with, per item, both texts, the item's input
+    fields (clipped) and the check's outcome; plus "check", "agreement", "notes" (systems a judge favours
+    by construction), "data", "task" and the hosted judge's cost and unreadable replies.
+    """
     config, run_task = ctx.config, ctx.task
     ctx.task = task = explain_task(run_task)
     path = config.data.holdout or str(bundled_path(task, "holdout"))
@@ -149,19 +156,53 @@ def judge_run(ctx: RunContext, specs: tuple[str, str], judge: Judge, limit: int 
     if getattr(judge, "needs_reference", False) and not all(e.output.get(field) for e in items):
         raise JudgeError(f"{judge.name} compares explanations with the reference {field!r}, and {path} has none: "
                          "use a holdout with reference explanations or a hosted judge (--judge openai:MODEL)")
-    targets = resolve_systems(ctx, list(specs))
-    for target in targets:
+    labels, texts = _judged_texts(ctx, task, specs, items, path, progress)
+    result = compare_explanations(judge, task, items, texts[0], texts[1], labels, config.seed)
+    check = check or second_judge(judge)
+    result["check"], result["agreement"] = cross_check(check, result, task, items, texts[0], texts[1], config.seed)
+    checked = result["check"].pop("outcomes", None) or [None] * len(items)
+    check_reasons = result["check"].pop("reasons", None) or [None] * len(items)
+    for row, item, a, b, outcome, why in zip(result["items"], items, texts[0], texts[1], checked, check_reasons):
+        row.update(a_text=a, b_text=b, check_outcome=outcome, check_reason=why,
+                   input={name: _clip(str(item.input.get(name, ""))) for name in task.input_fields})
+    favoured = {j: [(spec, why) for spec, why in getattr(j, "favours", {}).items() if spec in specs] for j in (judge, check)}
+    notes = [f"{spec}: {j.name} favours it by construction ({why}); "
+             + ("read the other judge's figures for this pair" if not favoured[other] else
+                "the other judge favours the other system, so neither judge's figures are a fair comparison here")
+             for j, other in ((judge, check), (check, judge)) for spec, why in favoured[j]]
+    return {**result, "notes": notes, "data": path, "task": task.name, "judge_cost": getattr(judge, "cost", 0.0),
+            "judge_unparseable": getattr(judge, "unparseable", 0)}
+
+
+def _judged_texts(ctx: RunContext, task: Task, specs: tuple[str, str], items: list[Example], path: str,
+                  progress: Progress | None) -> tuple[tuple[str, str], list[list[str]]]:
+    """Each system's label and explanations of `items`: fixed systems from the items themselves, the others
+    resolved together by mentor.targets (they share one loaded model) and asked to explain."""
+    if len(set(specs)) < len(specs):
+        raise JudgeError(f"--models names the same system twice: {', '.join(specs)}")
+    models = [spec for spec in specs if spec not in FIXED_SYSTEMS]
+    targets = dict(zip(models, resolve_systems(ctx, models))) if models else {}
+    for target in targets.values():
         if not getattr(target.student, "can_explain", True):
             raise JudgeError(f"{target.label}: a classical baseline or combined system predicts labels only and writes no explanations: "
-                             "judge base, best, round:N or openai:MODEL")
-    texts = []
-    for target in targets:
+                             "judge base, best, round:N, openai:MODEL, definition or reference")
+    field = task.text_fields[0]
+    labels, texts = [], []
+    for spec in specs:
+        if spec in FIXED_SYSTEMS:
+            labels.append(FIXED_SYSTEMS[spec])
+            texts.append(fixed_texts(spec, task, items, path))
+            continue
+        target = targets[spec]
         target.prepare()
         answers = _answers(target, task, items, "explaining", progress, explain=True)
         # An answer that could not be parsed is judged on its raw text: that is what a reader would see.
+        labels.append(target.label)
         texts.append([(a.parsed or {}).get(field) or a.raw.strip() for a in answers])
-    result = compare_explanations(judge, task, items, texts[0], texts[1], (targets[0].label, targets[1].label), config.seed)
-    for row, a, b in zip(result["items"], texts[0], texts[1]):
-        row.update(a_text=a, b_text=b)
-    return {**result, "data": path, "task": task.name, "judge_cost": getattr(judge, "cost", 0.0),
-            "judge_unparseable": getattr(judge, "unparseable", 0)}
+    return (labels[0], labels[1]), texts
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """A short excerpt of an input field, kept with each judged item so the report can show what was judged."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -31,7 +31,7 @@ class Longer:
     name = "scripted: prefers the longer explanation"
 
     def prefer(self, task, item, a, b):
-        return "A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie"
+        return ("A" if len(a) > len(b) else "B" if len(b) > len(a) else "tie"), f"lengths {len(a)} and {len(b)}"
 
 
 @pytest.fixture

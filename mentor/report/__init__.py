@@ -1,7 +1,8 @@
 """`mentor report RUN`: one self-contained HTML page about a run, with its charts as PNG files beside it.
 
 It shows what the store holds: per-round holdout scores and proficiency, confusion matrices of round 0
-and the best round, the latest `mentor eval` comparison, the explanation preferences from `mentor judge`,
+and the best round, the latest `mentor eval` comparison, the explanation preferences from `mentor judge`
+(mentor.report.judging: with position bias, two judges' agreement and examples side by side),
 the curriculum per round by class and source, the teacher's feedback, tokens, cost and time, and the learning curves of every `mentor study` the
 run belongs to. Classical baselines (mentor.baselines) in a comparison are shaded reference rows and dotted
 reference lines. A section whose data is missing says which command fills it. matplotlib is imported only here.
@@ -15,6 +16,7 @@ from typing import Any
 
 from mentor.report import charts
 from mentor.report.data import gather
+from mentor.report.judging import preference_section
 from mentor.report.page import esc, image, note, num, page, pair, section, table, with_ci
 from mentor.store import Store
 
@@ -31,7 +33,7 @@ def build_report(store: Store, run_id: int, out_dir: Path) -> Path:
         return image(png, alt)
 
     run = data["run"]
-    sections = [_progress(data, chart), _confusion(data, chart), _models(data, run_id, chart), _preference(data, run_id, chart),
+    sections = [_progress(data, chart), _confusion(data, chart), _models(data, run_id, chart), preference_section(data, run_id, chart),
                 _curriculum(data, chart), _feedback(data), _costs(data, chart), *_studies(store, run_id, chart)]
     config = run["config"]
     stats = data["overview"]["stats"] or {}
@@ -146,23 +148,6 @@ def _reference_note(result: dict[str, Any], references: list[dict[str, Any]], ru
                 f"sentence embeddings) and majority, trained on the run's curriculum up to its best round, or with "
                 f"<code>:all</code> on its whole labelled data source less the evaluated items' near-twins. The strongest "
                 f"here is {esc(strongest['system'])} (macro-F1 {strongest['macro_f1']:.3f}).{against}")
-
-
-def _preference(data: dict[str, Any], run_id: int, chart) -> str:
-    judged = data["judgements"]
-    if not judged:
-        return section("preference", "Explanation preference", note(
-            f"No judgement saved yet: run <code>mentor judge {run_id}</code> (offline judge) or "
-            f"<code>mentor judge {run_id} --judge openai:MODEL</code>."))
-    rows = [[esc(j["a"]), esc(j["b"]), esc(j["judge"]), num(j["n"], "d"), num(j["wins"], "d"), num(j["ties"], "d"),
-             num(j["losses"], "d"), with_ci(j["differential"], j.get("ci")), num(j.get("order_disagreements"), "d")]
-            for j in judged]
-    head = ["system A", "system B", "judge", "items", "A wins", "ties", "B wins", "differential", "orders disagreed"]
-    return section("preference", "Explanation preference (both orders)",
-                   chart("preference.png", charts.preference_chart(judged), "preference differential per judged pair"),
-                   table(head, rows, text_columns={0, 1, 2}),
-                   note("Each item is judged twice, once with each system first; it counts as a win only when both "
-                        "orders agree, otherwise as a tie. Differential = (A wins - B wins) / items."))
 
 
 def _curriculum(data: dict[str, Any], chart) -> str:
