@@ -3,18 +3,23 @@
 The finding's code and comment go into the task's input fields as data; the label is chosen by the
 student (scored, so always one of the four levels for the Hugging Face student) and nothing in the
 finding can change the shape of what comes out. A model trained on the `explain` task writes the
-explanation; a severity-only model gets the level's meaning as its explanation, marked as such.
+explanation, only for the findings the threshold keeps (rating is one scoring pass; writing costs a
+generated token at a time), and the text is cleaned (mentor.review.sanitize) before any format sees it;
+a severity-only model, or an explanation with nothing usable left, gets the level's meaning, marked as such.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable
 
+from mentor.explanations import text_of
 from mentor.records import Answer
 from mentor.review.collect import Sources, collect
 from mentor.review.diff import ReviewError
 from mentor.review.findings import MEANING, RANK, Collected, Finding, RatedFinding, ReviewReport, at_least
+from mentor.review.sanitize import clean_explanation
 from mentor.students import Student
 from mentor.tasks import Task
 
@@ -33,16 +38,24 @@ def rate_collected(found: Collected, student: Student, task: Task, model: str, m
     """Rate findings already gathered (the CLI gathers them before loading the model, so a bad input file
     fails fast) and report how long the rating took, with the model's load time when the caller measured it."""
     started = time.perf_counter()
-    rated = rate(student, task, found.findings, progress)
+    written: list[float] = []
+    rated = rate(student, task, found.findings, progress, min_severity, written)
     report = build_report(rated, model, min_severity, found.warnings)
-    report.timing = timing(len(rated), time.perf_counter() - started, model_load_s)
+    report.timing = timing(len(rated), time.perf_counter() - started, model_load_s, written)
     return report
 
 
-def timing(findings: int, seconds: float, model_load_s: float | None = None) -> dict[str, float | int | None]:
-    """The timing block of a report (JSON `timing`, the stderr line after a table)."""
-    return {"model_load_s": None if model_load_s is None else round(model_load_s, 3), "rating_s": round(seconds, 3),
-            "findings_rated": findings, "per_finding_s": round(seconds / findings, 4) if findings else None}
+def timing(findings: int, seconds: float, model_load_s: float | None = None,
+           written: list[float] | None = None) -> dict[str, float | int | None]:
+    """The timing block of a report (JSON `timing`, the stderr line after a table). `written`: [explanations, seconds]
+    when the model wrote explanations (their time is part of `rating_s`)."""
+    values = {"model_load_s": None if model_load_s is None else round(model_load_s, 3), "rating_s": round(seconds, 3),
+              "findings_rated": findings, "per_finding_s": round(seconds / findings, 4) if findings else None}
+    if written:
+        count, spent = int(written[0]), written[1]
+        values.update(explanations_written=count, explaining_s=round(spent, 3),
+                      per_explanation_s=round(spent / count, 4) if count else None)
+    return values
 
 
 def describe_timing(values: dict[str, float | int | None]) -> str:
@@ -53,6 +66,9 @@ def describe_timing(values: dict[str, float | int | None]) -> str:
     if "rating_s" in values:
         each = f" ({values['per_finding_s']:.3f} s each)" if values.get("per_finding_s") is not None else ""
         parts.append(f"{values['findings_rated']} finding(s) rated in {values['rating_s']:.2f} s{each}")
+    if values.get("explanations_written"):
+        parts.append(f"of which {values['explanations_written']} explanation(s) written in {values['explaining_s']:.2f} s "
+                     f"({values['per_explanation_s']:.2f} s each)")
     return "; ".join(parts)
 
 
@@ -62,23 +78,40 @@ def check_task(task: Task) -> None:
                           f"and a severity label (use the built-in 'severity' or 'explain' task)")
 
 
-def rate(student: Student, task: Task, findings: list[Finding],
-         progress: Callable[[int], None] | None = None) -> list[RatedFinding]:
+def rate(student: Student, task: Task, findings: list[Finding], progress: Callable[[int], None] | None = None,
+         min_severity: str | None = None, written: list[float] | None = None) -> list[RatedFinding]:
+    """Rate every finding; with a task that explains, write explanations for those at or above `min_severity`
+    only (nobody reads the others). `written`, when given, receives [explanations written, their seconds]."""
     check_task(task)
     if not findings:
         return []
-    answers = student.answer(task, [{"code": f.code, "review": f.text} for f in findings], progress)
+    inputs = [{"code": f.code, "review": f.text} for f in findings]
+    answers = student.answer(task, inputs, progress, explain=False)
+    if task.text_fields:
+        shown = [i for i, a in enumerate(answers) if at_least(_severity(task, a), min_severity)]
+        started = time.perf_counter()
+        full = student.answer(task, [inputs[i] for i in shown], explain=True) if shown else []
+        for i, answer in zip(shown, full):  # the label stays the scoring pass's; the text is added to it
+            answers[i] = replace(answers[i], raw=answer.raw,
+                                 parsed={**(answers[i].parsed or {}), task.text_fields[0]: text_of(task, answer)})
+        if written is not None:
+            written[:] = [len(shown), time.perf_counter() - started]
     return [rated_from(task, f, a) for f, a in zip(findings, answers)]
+
+
+def _severity(task: Task, answer: Answer) -> str | None:
+    severity = (answer.parsed or {}).get(task.label_field or "")
+    if severity is None and answer.probs:
+        severity = max(answer.probs, key=answer.probs.get)
+    return severity
 
 
 def rated_from(task: Task, finding: Finding, answer: Answer) -> RatedFinding:
     parsed = answer.parsed or {}
-    severity = parsed.get(task.label_field or "")
+    severity = _severity(task, answer)  # an unparseable free-text tail still has a scored label
     probs = {k: round(float(v), 4) for k, v in answer.probs.items()} if answer.probs else None
-    if severity is None and probs:
-        severity = max(probs, key=probs.get)  # an unparseable free-text tail still has a scored label
     probability = probs.get(severity) if probs and severity else None
-    explanation = (parsed.get("explanation") or "").strip()
+    explanation = clean_explanation(parsed.get("explanation") or "", finding.code, finding.text)
     if explanation:
         source = "student"
     else:

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from mentor import feedback
 from mentor.review import FORMATS, ReviewError, build_report, parse_diff, render
 from mentor.review.findings import Finding, attach_context, clip
-from mentor.review.rate import check_task, rated_from, timing
+from mentor.review.rate import check_task, rate, rated_from, timing
 from mentor.server.batcher import Batcher
 from mentor.store import Store
 from mentor.tasks import SEVERITY_LABELS, Task
@@ -98,11 +98,11 @@ class Api:
         found, warnings = self._findings(raw, body.get("diff"))
         check_task(self.task)
         started = time.perf_counter()
-        answers = self.batcher.answer(model, self.task, [{"code": f.code, "review": f.text} for f in found])
-        rated = [rated_from(self.task, f, a) for f, a in zip(found, answers)]
+        written: list[float] = []
+        rated = rate(self.batcher.student_for(model), self.task, found, None, threshold, written)
         report = build_report(rated, self.labels[model], threshold, warnings)
         # Wall time as this request saw it: the batch it shared with other callers, queueing included.
-        report.timing = timing(len(rated), time.perf_counter() - started, self.model_load_s)
+        report.timing = timing(len(rated), time.perf_counter() - started, self.model_load_s, written)
         kind = "text/plain; charset=utf-8" if fmt in ("table", "markdown") else "application/json"
         return kind, render(report, fmt)
 

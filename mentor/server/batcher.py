@@ -1,7 +1,8 @@
 """Concurrent requests batched on the model: a small queue in front of one worker thread.
 
 HTTP handler threads put questions on the queue and wait; the worker takes the first one, waits up to
-`max_wait` seconds for more (up to `max_batch`), groups them by model (adapter) and task, and answers
+`max_wait` seconds for more (up to `max_batch`), groups them by model (adapter), task and whether free text is
+wanted (a label-only question is never slowed down by another caller's explanation), and answers
 each group with ONE `student.answer` call. Batching is what makes a CPU or GPU model serve many callers:
 the forward pass over 16 questions costs far less than 16 passes. The student is touched only by the
 worker thread, so backends need not be thread-safe. A full queue refuses new work at once (the server
@@ -31,6 +32,7 @@ class _Job:
     model: str
     task: Task
     inputs: dict[str, str]
+    explain: bool = True
     future: Future = field(default_factory=Future)
 
 
@@ -46,9 +48,9 @@ class Batcher:
         self._worker = threading.Thread(target=self._run, name="mentor-batcher", daemon=True)
         self._worker.start()
 
-    def submit(self, model: str, task: Task, inputs: list[dict[str, str]]) -> list[Future]:
+    def submit(self, model: str, task: Task, inputs: list[dict[str, str]], explain: bool = True) -> list[Future]:
         """Queue questions for one model; their futures resolve to `Answer`s (or raise the model's error)."""
-        jobs = [_Job(model, task, item) for item in inputs]
+        jobs = [_Job(model, task, item, explain) for item in inputs]
         for job in jobs:
             try:
                 self._queue.put_nowait(job)
@@ -60,8 +62,13 @@ class Batcher:
                 break
         return [job.future for job in jobs]
 
-    def answer(self, model: str, task: Task, inputs: list[dict[str, str]], timeout: float = 600) -> list[Answer]:
-        return [future.result(timeout=timeout) for future in self.submit(model, task, inputs)]
+    def answer(self, model: str, task: Task, inputs: list[dict[str, str]], timeout: float = 600,
+               explain: bool = True) -> list[Answer]:
+        return [future.result(timeout=timeout) for future in self.submit(model, task, inputs, explain)]
+
+    def student_for(self, model: str) -> "QueuedStudent":
+        """The served model seen as a Student (answers only), for code that rates with one: mentor.review.rate."""
+        return QueuedStudent(self, model)
 
     def close(self) -> None:
         self._queue.put(None)
@@ -87,14 +94,14 @@ class Batcher:
             self._answer(batch)
 
     def _answer(self, batch: list[_Job]) -> None:
-        groups: dict[tuple[str, str], list[_Job]] = {}
+        groups: dict[tuple[str, str, bool], list[_Job]] = {}
         for job in batch:
-            groups.setdefault((job.model, job.task.name), []).append(job)
-        for (model, _), jobs in groups.items():
+            groups.setdefault((job.model, job.task.name, job.explain), []).append(job)
+        for (model, _, explain), jobs in groups.items():
             started = time.monotonic()
             try:
                 self.models[model]()  # switches adapters only when the group's model is not the loaded one
-                answers = self.student.answer(jobs[0].task, [job.inputs for job in jobs])
+                answers = self.student.answer(jobs[0].task, [job.inputs for job in jobs], explain=explain)
             except Exception as err:  # noqa: BLE001 - handed to every waiting caller, who reports it; never swallowed
                 for job in jobs:
                     job.future.set_exception(err)
@@ -111,3 +118,23 @@ class Batcher:
         with self._lock:
             per_answer = self.stats["model_seconds"] / self.stats["requests"] if self.stats["requests"] else None
             return {**self.stats, "seconds_per_answer": per_answer, "queued": self._queue.qsize()}
+
+
+@dataclass
+class QueuedStudent:
+    """One served model behind the batcher, with the Student protocol's `answer` (it cannot be trained)."""
+
+    batcher: Batcher
+    model: str
+    can_finetune = False
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def answer(self, task: Task, inputs: list[dict[str, str]], progress: Callable[[int], None] | None = None,
+               explain: bool = True) -> list[Answer]:
+        answers = self.batcher.answer(self.model, task, inputs, explain=explain)
+        if progress:
+            progress(len(inputs))
+        return answers
