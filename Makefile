@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mentor-installed
 
-.PHONY: setup demo test test-fast clean clean-runs
+.PHONY: setup demo demo-explain test test-fast clean clean-runs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mentor run
+
+# The same loop on the explain task: the student learns to rate and to say why (bundled reference explanations).
+demo-explain: $(STAMP)
+	$(BIN)/mentor run --task explain
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
