@@ -285,7 +285,7 @@ class HFStudent:
                 train_sampling_strategy="group_by_length", use_cpu=self.device.type == "cpu",
                 bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16)
             trainer = Trainer(model=self.model, args=args, train_dataset=features, data_collator=self._collate,
-                              compute_loss_func=AnswerLoss(self._label_heads(task)),
+                              compute_loss_func=AnswerLoss(self._label_heads(task), self._label_ids(task), balance=bool(task.text_fields)),
                               callbacks=[Progress(progress)] if progress else None)
             trainer.remove_callback(PrinterCallback)  # it prints every log line to stdout
             result = trainer.train()
@@ -312,6 +312,10 @@ class HFStudent:
             targets = sorted({name.rsplit(".", 1)[-1] for name, module in self.model.named_modules()
                               if isinstance(module, torch.nn.Linear) and ".layers." in name})
         return {"target_modules": targets, "layers_to_transform": list(range(max(0, total - lora.layers), total))}
+
+    def _label_ids(self, task: Task) -> list[list[int]]:
+        """Each label's answer tokens, as training sees them."""
+        return [self.encode(task, {}, label)[1] for label in task.labels] if task.label_field else []
 
     def _label_heads(self, task: Task) -> list[int]:
         """The first token of each label's answer (distinct, or the label loss is skipped)."""

@@ -21,28 +21,51 @@ class AnswerLoss:
     cross-entropy first spends its steps teaching the model to say any label at all. Both terms are
     summed and divided by the accumulated batch's answer-token count, as the Trainer expects when a
     loss function is given (it then skips its own gradient-accumulation scaling).
+
+    With free text after the label (`balance`: the explain task, given every label's token ids), the label's
+    tokens and the restricted term are weighted by the micro-batch's answer tokens per row, so the label
+    decision weighs as much as the whole explanation:
+    unweighted, one label token among ~70 explanation tokens got ~3% of the loss, and on 96 third-party
+    findings an explain run's holdout macro-F1 reached 0.270 where a severity run's reached 0.443.
     """
 
-    def __init__(self, label_heads: list[int]) -> None:
+    def __init__(self, label_heads: list[int], label_ids: list[list[int]] | None = None, balance: bool = False) -> None:
         self.heads = label_heads
+        self.label_ids = sorted(label_ids or [], key=len, reverse=True)  # longest first: "minor issue" before "minor"
+        self.balance = balance and bool(label_ids)
 
     def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:  # noqa: ANN001
         logits = outputs.logits[:, :-1].float()
         targets = labels[:, 1:].to(logits.device)
-        total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                  ignore_index=-100, reduction="sum")
         answered = targets != -100
+        if self.balance:
+            per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100, reduction="none")
+            total = per_token.sum()
+        else:
+            total = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                                      ignore_index=-100, reduction="sum")
+        rows = answered.any(-1).nonzero().squeeze(-1)
+        first = answered.int().argmax(-1)[rows]
+        weight = answered.sum() / len(rows) if self.balance and len(rows) else 1.0
+        if self.balance and len(rows):  # the label tokens' own cross-entropy, up to the explanation's weight
+            total = total + (weight - 1) * sum(per_token[row, start:start + self._label_length(targets[row, start:])].sum()
+                                               for row, start in zip(rows.tolist(), first.tolist()))
         if self.heads and answered.any():
-            rows = answered.any(-1).nonzero().squeeze(-1)
-            first = answered.int().argmax(-1)[rows]
             head_ids = torch.tensor(self.heads, device=logits.device)
             restricted = logits[rows, first][:, head_ids]
             wanted = (targets[rows, first].unsqueeze(-1) == head_ids).int()
             known = wanted.any(-1)  # rows whose answer starts with a label head
             if known.any():
-                total = total + torch.nn.functional.cross_entropy(restricted[known], wanted[known].argmax(-1), reduction="sum")
+                total = total + weight * torch.nn.functional.cross_entropy(restricted[known], wanted[known].argmax(-1),
+                                                                           reduction="sum")
         count = num_items_in_batch if num_items_in_batch is not None else answered.sum()
         return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
+    def _label_length(self, answer: torch.Tensor) -> int:
+        """How many of the answer's first tokens are its label (0 when it starts with none of them)."""
+        head = answer.tolist()
+        return next((len(ids) for ids in self.label_ids if head[:len(ids)] == ids), 0)
 
 
 class Progress(TrainerCallback):
