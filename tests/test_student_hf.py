@@ -165,10 +165,10 @@ def test_answer_loss_weighs_the_label_like_the_whole_explanation_when_balanced()
     plain = AnswerLoss(heads, [[h] for h in heads])(outputs, labels).item()
     assert plain == pytest.approx(_answer_loss_by_hand(logits, labels, heads, 1.0), rel=1e-5)
     balanced = AnswerLoss(heads, [[h] for h in heads], balance=True)(outputs, labels).item()
-    assert balanced == pytest.approx(_answer_loss_by_hand(logits, labels, heads, 8 / 2), rel=1e-5)  # 8 answer tokens, 2 rows
+    assert balanced == pytest.approx(_answer_loss_by_hand(logits, labels, heads, 2.0), rel=1e-5)  # sqrt(8 answer tokens / 2 rows)
     # Two-token labels (5, 1) and (9, 2), no restricted term (as when labels share a first token): both tokens weighed.
     two = AnswerLoss([], [[5, 1], [9, 2], [3, 3]], balance=True)(outputs, labels).item()
-    assert two == pytest.approx(_answer_loss_by_hand(logits, labels, [], 8 / 2, label_length=2), rel=1e-5)
+    assert two == pytest.approx(_answer_loss_by_hand(logits, labels, [], 2.0, label_length=2), rel=1e-5)
 
 
 def test_a_balanced_explain_loss_teaches_the_label_faster(model_dirs, tmp_path, monkeypatch):
