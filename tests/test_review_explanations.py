@@ -51,6 +51,11 @@ def test_control_characters_newlines_and_length_are_tamed():
     assert len(clipped) <= MAX_CHARS and clipped.endswith("…") and " " in clipped
 
 
+def test_an_unfinished_last_sentence_goes_when_a_finished_one_precedes_it():
+    assert clean_explanation("Leaks every row. Exceptions are not the same as erro") == "Leaks every row."
+    assert clean_explanation("Only one unfinished sentence about the erro") == "Only one unfinished sentence about the erro"
+
+
 def test_nothing_usable_left_is_empty():
     assert clean_explanation(f"{INJECTION}.", CODE, REVIEW) == ""
     assert clean_explanation("   \n\t ") == ""

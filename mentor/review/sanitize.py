@@ -7,6 +7,8 @@ it rates ("ignore previous instructions and ..."). `clean_explanation` keeps onl
 - it drops every sentence that copies a run of `QUOTE_WORDS` or more consecutive words from the finding's
   comment or its code, or that is a sentence of theirs repeated whole (a short quote inside a sentence of
   its own stays; a copied instruction or code block does not);
+- it drops an unfinished last sentence (generation stopped at `student.max_new_tokens` mid-sentence) when a
+  finished one comes before it;
 - it removes control characters, joins the rest into one paragraph and clips it to `MAX_CHARS` at a word.
 An empty result means the student explained nothing usable: the caller shows the level's definition instead.
 Escaping for each output format (markdown, HTML, JSON, SARIF) stays the renderers' job.
@@ -24,6 +26,7 @@ _FIELD_PREFIX = re.compile(r"^\s*(?:explanation|why)\s*[:=]\s*", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"\w+")
+_FINISHED = re.compile(r"[.!?:)\]\"'`]\s*$")
 
 
 def clean_explanation(text: str, code: str = "", review: str = "", limit: int = MAX_CHARS) -> str:
@@ -41,6 +44,8 @@ def clean_explanation(text: str, code: str = "", review: str = "", limit: int = 
         return whole or bool(_ngrams(words) & copied)
 
     kept = [s.strip() for s in _SENTENCE.split(text) if s.strip() and not echoes(s)]
+    if len(kept) > 1 and not _FINISHED.search(kept[-1]):
+        kept.pop()
     return _clip(" ".join(" ".join(kept).split()), limit)
 
 
