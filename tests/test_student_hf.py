@@ -7,6 +7,7 @@ import dataclasses
 import math
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -97,13 +98,21 @@ def test_scoring_equals_brute_force_likelihood(model_dirs, chat):
         assert [answer.probs[label] for label in SHARED.labels] == pytest.approx(expected, abs=1e-4)
 
 
-def test_explain_generates_text_after_the_label(student, tmp_path):
+def test_explain_generates_text_after_the_label(student, tmp_path, monkeypatch):
     student.finetune(EXPLAIN, TRIVIAL, tmp_path / "adapter")  # a random model may stop at once; a trained one talks
+    model, written = student.inference_model(), []
+
+    def counting(*args, real=model.generate, **kwargs):  # new tokens per row, as generated (not re-tokenized)
+        out = real(*args, **kwargs)
+        written.append(out.shape[1] - kwargs["input_ids"].shape[1])
+        return out
+
+    monkeypatch.setattr(model, "generate", counting)
     for answer in student.answer(EXPLAIN, ITEMS[:3]):
         label, _, text = answer.raw.partition("\n")
         assert label in EXPLAIN.labels and text.strip()
         assert answer.parsed is not None and answer.parsed["explanation"]
-        assert len(student.tokenizer(text).input_ids) <= CONFIG.max_new_tokens + 2
+    assert written and max(written) <= CONFIG.max_new_tokens
 
 
 def test_long_prompts_are_clipped_head_and_tail_never_the_answer(model_dirs):
@@ -307,6 +316,13 @@ def test_adapters_only_in_the_top_layers_still_learn(model_dirs, tmp_path, targe
     reloaded = HFStudent(str(model_dirs[True]), config, seed=0)
     reloaded.use_adapter(tmp_path / "adapter")
     assert flat(label_probs(reloaded)) == pytest.approx(flat(label_probs(student)), abs=1e-5)
+
+def test_a_model_whose_layers_cannot_be_told_apart_gets_adapters_in_every_layer(model_dirs, monkeypatch):
+    student = HFStudent(str(model_dirs[True]), dataclasses.replace(CONFIG, lora=LoraConfig(layers=1)), seed=0)
+    assert student._lora_targets()["layers_to_transform"] == [1]
+    monkeypatch.setattr(student.model, "config", SimpleNamespace())  # a config without num_hidden_layers
+    assert "layers_to_transform" not in student._lora_targets()  # the default must not make such a model unusable
+
 
 # ---- loading -----------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from peft import PeftModel, get_peft_model
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PrinterCallback, Trainer,
                           TrainingArguments, set_seed)
 
-from mentor import calibration
+from mentor import calibration, console
 from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
@@ -306,11 +306,14 @@ class HFStudent:
         if not lora.layers:
             return {"target_modules": targets}
         total = getattr(self.model.config, "num_hidden_layers", None)
-        if not total:
-            raise StudentError(f"student.lora.layers={lora.layers}: the model's config has no num_hidden_layers")
-        if targets == "all-linear":  # PEFT takes a layer subset only with module names
+        if targets == "all-linear" and total:  # PEFT takes a layer subset only with module names
             targets = sorted({name.rsplit(".", 1)[-1] for name, module in self.model.named_modules()
-                              if isinstance(module, torch.nn.Linear) and ".layers." in name})
+                              if isinstance(module, torch.nn.Linear) and ".layers." in name}) or "all-linear"
+        if not total or targets == "all-linear":
+            # The default (15) must not make an unusual architecture unusable: adapt every layer and say so.
+            console.log(f"student.lora.layers={lora.layers}: cannot pick the last layers of this model "
+                        f"({'no num_hidden_layers in its config' if not total else 'no .layers. modules'}); adapting every layer")
+            return {"target_modules": targets}
         return {"target_modules": targets, "layers_to_transform": list(range(max(0, total - lora.layers), total))}
 
     def _label_ids(self, task: Task) -> list[list[int]]:
