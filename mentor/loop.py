@@ -3,7 +3,8 @@
 Round 0 scores the untuned student on the holdout, so every run shows its own baseline. Each later
 round: a targeting teacher has the student score some unseen pool items (the probe), the teacher writes an exam, the student takes it, the teacher grades it and proposes training
 examples, the curriculum is vetted and merged, the student is LoRA-tuned, its decisions are calibrated (when
-the run set a calibration set aside: mentor.calibration), and the holdout is scored.
+the run set a calibration set aside: mentor.calibration), and the holdout is scored (a task with free text also
+writes explanations for a fixed sample of it, which weigh in on the best round: mentor.explanations).
 Every step is a `_step` whose result and done-marker commit together, so `mentor run --resume` picks up
 after the last completed step. The best round's adapter is the run's result; a round that scores worse
 is rolled back (the next round starts again from the best adapter).
