@@ -1,0 +1,40 @@
+"""The Hugging Face student's training loss (mentor.students.hf_training.AnswerLoss) against a hand computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mentor.students.hf_training import AnswerLoss
+
+
+def _answer_loss_by_hand(logits, labels, heads, weight, label_length=1):
+    """The loss AnswerLoss documents, computed one row at a time (every row's label `label_length` tokens)."""
+    total, count = 0.0, 0
+    for row_logits, row_labels in zip(logits, labels):
+        positions = [t for t in range(1, len(row_labels)) if row_labels[t] != -100]
+        for t in positions:
+            total += torch.nn.functional.cross_entropy(row_logits[t - 1], row_labels[t]).item()
+        first = positions[0]
+        for t in positions[:label_length]:
+            total += (weight - 1) * torch.nn.functional.cross_entropy(row_logits[t - 1], row_labels[t]).item()
+        if int(row_labels[first]) in heads:
+            restricted = row_logits[first - 1][heads]
+            total += weight * torch.nn.functional.cross_entropy(restricted, torch.tensor(heads.index(int(row_labels[first])))).item()
+        count += len(positions)
+    return total / count
+
+
+def test_answer_loss_weighs_the_label_like_the_whole_explanation_when_balanced():
+    torch.manual_seed(0)
+    heads = [3, 5, 7, 9]
+    logits = torch.randn(2, 8, 12)
+    labels = torch.tensor([[-100, -100, -100, 5, 1, 2, 4, 0], [-100, -100, -100, -100, -100, 9, 2, 0]])
+    outputs = type("Out", (), {"logits": logits})()
+    plain = AnswerLoss(heads, [[h] for h in heads])(outputs, labels).item()
+    assert plain == pytest.approx(_answer_loss_by_hand(logits, labels, heads, 1.0), rel=1e-5)
+    balanced = AnswerLoss(heads, [[h] for h in heads], balance=True)(outputs, labels).item()
+    assert balanced == pytest.approx(_answer_loss_by_hand(logits, labels, heads, 2.0), rel=1e-5)  # sqrt(8 answer tokens / 2 rows)
+    # Two-token labels (5, 1) and (9, 2), no restricted term (as when labels share a first token): both tokens weighed.
+    two = AnswerLoss([], [[5, 1], [9, 2], [3, 3]], balance=True)(outputs, labels).item()
+    assert two == pytest.approx(_answer_loss_by_hand(logits, labels, [], 2.0, label_length=2), rel=1e-5)
