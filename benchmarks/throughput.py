@@ -9,7 +9,8 @@ the same run so the figures compare:
 - scoring with a trained LoRA adapter (what eval, review, serve and every round's evaluation do): mentor's
   path (adapter merged into a copy, the prompts' shared prefix run once) against PEFT's unmerged adapter
   and against no prefix reuse, with the share of items whose label agrees; and the latency of rating one
-  finding at a time with the model loaded (median over --latency-items one-item requests);
+  finding at a time with the model loaded (median over --latency-items one-item requests); with --int8, the
+  same with the merged model's linear layers quantised to int8, and how often its label agrees with fp32;
 - generation: new tokens/s of mentor's explanation path against plain `model.generate` on the same prefixes;
 - training: sequences/s and tokens/s of one LoRA fine-tuning pass (mentor's collator and loss) and the
   implied GFLOP/s (about 4 x parameters x tokens with frozen base weights).
@@ -24,6 +25,7 @@ Medians over --repeats. Emulate a laptop without AVX-512/bf16 on a bigger CPU wi
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -72,6 +74,28 @@ def peak_gflops(dtype: torch.dtype, repeats: int) -> float:
     return 2 * 2048 ** 3 / seconds / 1e9
 
 
+def int8_probe(student, task, inputs: list, fp32_labels: list, fp32_seconds: float, args) -> dict:  # noqa: ANN001
+    """Scoring with the merged adapter model's linear layers in int8 (PyTorch dynamic quantisation, per-channel
+    weights, the vocabulary projection kept in fp32) against the fp32 figures measured just before."""
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    merged = student.inference_model()
+    spec = {name: per_channel_dynamic_qconfig for name, module in merged.named_modules()
+            if isinstance(module, torch.nn.Linear) and "lm_head" not in name}
+    student._merged, student._prefix = quantize_dynamic(copy.deepcopy(merged), spec, dtype=torch.qint8), None
+    try:
+        student.answer(task, inputs[:2])
+        answers: list = []
+        seconds = median_time(lambda: answers.append(student.answer(task, inputs)), args.repeats)
+        labels = [a.parsed for a in answers[-1]]
+        single = [median_time(lambda item=item: student.answer(task, [item]), 1) for item in inputs[:args.latency_items]]
+    finally:
+        student._merged, student._prefix = merged, None
+    return {"items_per_s": len(inputs) / seconds, "speedup_over_fp32": fp32_seconds / seconds,
+            "agreement_with_fp32": sum(a == b for a, b in zip(labels, fp32_labels)) / len(inputs),
+            "one_finding_latency_s_median": statistics.median(single)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--student", default="bundled")
@@ -82,6 +106,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated per explanation")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-items", type=int, default=16, help="one-finding requests timed for the latency figure")
+    parser.add_argument("--int8", action="store_true",
+                        help="also score with the adapter's merged model quantised to int8 (dynamic, per channel): "
+                             "items/s, one-finding latency and agreement with fp32 (a probe: mentor does not ship it)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
@@ -134,6 +161,8 @@ def main() -> None:
         "no_prefix_reuse_items_per_s": len(inputs) / no_prefix_s, "speedup_over_no_prefix_reuse": no_prefix_s / mentor_s,
         "agreement_with_no_prefix_reuse": sum(a == b for a, b in zip(mentor_labels, no_prefix_labels)) / len(inputs),
         "one_finding_latency_s_median": statistics.median(single), "one_finding_latency_s_max": max(single)}
+    if args.int8:
+        out["int8_scoring"] = int8_probe(student, task, inputs, mentor_labels, mentor_s, args)
     student.use_adapter(None)
 
     # Scoring with the base model (round 0): mentor's path, then the naive one (a full forward pass per
@@ -191,6 +220,11 @@ def main() -> None:
           f"{a['agreement_with_unmerged']:.0%} of items), {a['speedup_over_no_prefix_reuse']:.2f}x without prefix reuse "
           f"(same label on {a['agreement_with_no_prefix_reuse']:.0%}); one finding at a time: "
           f"{1000 * a['one_finding_latency_s_median']:.0f} ms median, {1000 * a['one_finding_latency_s_max']:.0f} ms max")
+    if "int8_scoring" in out:
+        q = out["int8_scoring"]
+        print(f"int8 probe (dynamic, per-channel; not shipped): {q['items_per_s']:.2f} items/s, "
+              f"{q['speedup_over_fp32']:.2f}x the adapter's fp32 scoring, same label on {q['agreement_with_fp32']:.0%} "
+              f"of items; one finding {1000 * q['one_finding_latency_s_median']:.0f} ms median")
     g = out["generation"]
     print(f"generation: {g['mentor_tokens_per_s_at_most']:.1f} new tokens/s (mentor, batched), plain generate "
           f"{g['plain_generate_tokens_per_s']:.1f}; {g['seconds_per_explanation']:.2f} s per explanation of "
