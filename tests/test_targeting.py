@@ -151,6 +151,13 @@ def test_a_run_with_the_reference_teacher_probes_the_pool_each_round(tmp_path, h
     assert "s probe" in [c.header for c in table.columns]
 
 
+def test_natural_single_signal_variants_keep_the_source_mix_with_one_signal():
+    for name, signals, probes in (("reference:natural-margin", ("margin",), True),
+                                  ("reference:natural-nearest", ("nearest",), False)):
+        teacher = make_teacher(load_config(overrides=[f"teacher.name={name}"]).teacher, seed=0)
+        assert (teacher.label_quota, tuple(teacher.signals), teacher.probe_size > 0) == ("source", signals, probes)
+
+
 def test_natural_label_quota_follows_the_data_source():
     pool = _skewed_pool()  # half trivial
     teacher = make_teacher(load_config(overrides=["teacher.name=reference:natural"]).teacher, seed=0)

@@ -14,6 +14,7 @@ Specs: "reference" (offline, deterministic, uses the data source's labels as gro
 labels the student misses), its item-level variants (mentor.teachers.targeting): "reference:items" (the
 student's margin on probed items and nearness to the exam's mistakes), "reference:margin" and
 "reference:nearest" (one signal each), "reference:natural" (both signals, labels in the data source's own
+proportions), "reference:natural-margin" and "reference:natural-nearest" (one signal each, natural
 proportions); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
 OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
 """
@@ -59,6 +60,8 @@ REFERENCE_VARIANTS = {  # name -> (the item-level signals it uses, how it splits
     "reference:margin": (("margin",), "weakness"),
     "reference:nearest": (("nearest",), "weakness"),
     "reference:natural": (("margin", "nearest"), "source"),
+    "reference:natural-margin": (("margin",), "source"),
+    "reference:natural-nearest": (("nearest",), "source"),
 }
 OFFLINE = (*REFERENCE_VARIANTS, "random")
 
