@@ -169,7 +169,9 @@ def _short(path: str, limit: int = 60) -> str:
 def learning_curves_chart(study: dict[str, Any]) -> bytes:
     """Holdout macro-F1 against examples trained, per teacher: the mean over seeds with its min-max band, and
     the baselines trained on the same curricula: TF-IDF (dashed) and all-MiniLM-L6-v2 embeddings (dotted)."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    teachers = sum(1 for curve in study["curves"].values() if curve)
+    fig, ax = plt.subplots(figsize=(8, 4.2 + 0.35 * teachers))
+    top = 0.0
     for i, (teacher, curve) in enumerate(study["curves"].items()):
         if not curve:
             continue
@@ -178,6 +180,7 @@ def learning_curves_chart(study: dict[str, Any]) -> bytes:
         seeds = max(p["seeds"] for p in curve)
         ax.plot(xs, [p["mean"] for p in curve], marker="o", color=colour, label=f"{teacher} (student, {seeds} seed(s))")
         ax.fill_between(xs, [p["min"] for p in curve], [p["max"] for p in curve], color=colour, alpha=0.15)
+        top = max([top, *(p["max"] for p in curve), *(p[k] or 0 for p in curve for k in ("tfidf_mean", "embed_mean") if k in p)])
         tf = [(p["examples"], p["tfidf_mean"]) for p in curve if p["tfidf_mean"] is not None]
         if tf:
             ax.plot(*zip(*tf), linestyle="--", marker="x", color=colour, alpha=0.8, label=f"{teacher} (TF-IDF, same curricula)")
@@ -189,8 +192,9 @@ def learning_curves_chart(study: dict[str, Any]) -> bytes:
                    label=f"{study['control']}'s final mean")
     ax.set_xlabel("curriculum examples trained on")
     ax.set_ylabel(f"holdout macro-F1 (n={study['holdout']})")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, min(1.0, top + 0.1))  # the curves, not empty space up to 1.0
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    # Below the axes: with several teachers (three lines each) a legend inside covers the curves.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax.set_title(f"Study {study['study']}: learning curves (band: min-max over seeds)")
     return _png(fig)
