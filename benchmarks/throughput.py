@@ -74,6 +74,20 @@ def peak_gflops(dtype: torch.dtype, repeats: int) -> float:
     return 2 * 2048 ** 3 / seconds / 1e9
 
 
+def scored_labels(student, task, inputs: list, repeats: int) -> tuple[list, float]:  # noqa: ANN001
+    """(labels, median seconds) of scoring `inputs` at once, after a warm-up that builds the merged copy and
+    the prefix cache once, as a loaded model has them."""
+    student.answer(task, inputs[:2])
+    answers: list = []
+    seconds = median_time(lambda: answers.append(student.answer(task, inputs)), repeats)
+    return [a.parsed for a in answers[-1]], seconds
+
+
+def one_finding_latencies(student, task, items: list) -> list[float]:  # noqa: ANN001
+    """Seconds to rate each item as a request of its own."""
+    return [median_time(lambda item=item: student.answer(task, [item]), 1) for item in items]
+
+
 def int8_probe(student, task, inputs: list, fp32_labels: list, fp32_seconds: float, args) -> dict:  # noqa: ANN001
     """Scoring with the merged adapter model's linear layers in int8 (PyTorch dynamic quantisation, per-channel
     weights, the vocabulary projection kept in fp32) against the fp32 figures measured just before."""
@@ -84,11 +98,8 @@ def int8_probe(student, task, inputs: list, fp32_labels: list, fp32_seconds: flo
             if isinstance(module, torch.nn.Linear) and "lm_head" not in name}
     student._merged, student._prefix = quantize_dynamic(copy.deepcopy(merged), spec, dtype=torch.qint8), None
     try:
-        student.answer(task, inputs[:2])
-        answers: list = []
-        seconds = median_time(lambda: answers.append(student.answer(task, inputs)), args.repeats)
-        labels = [a.parsed for a in answers[-1]]
-        single = [median_time(lambda item=item: student.answer(task, [item]), 1) for item in inputs[:args.latency_items]]
+        labels, seconds = scored_labels(student, task, inputs, args.repeats)
+        single = one_finding_latencies(student, task, inputs[:args.latency_items])
     finally:
         student._merged, student._prefix = merged, None
     return {"items_per_s": len(inputs) / seconds, "speedup_over_fp32": fp32_seconds / seconds,
@@ -145,15 +156,12 @@ def main() -> None:
     def labels_and_time(merged: bool, shared_prefix: bool) -> tuple[list, float]:
         student.config = dataclasses.replace(config, merged_inference=merged)
         hf.MIN_SHARED_PREFIX = 8 if shared_prefix else 10 ** 9
-        student.answer(task, inputs[:2])  # builds the merged copy / prefix cache once, as a loaded model has
-        answers: list = []
-        seconds = median_time(lambda: answers.append(student.answer(task, inputs)), args.repeats)
-        return [a.parsed for a in answers[-1]], seconds
+        return scored_labels(student, task, inputs, args.repeats)
     mentor_labels, mentor_s = labels_and_time(True, True)
     unmerged_labels, unmerged_s = labels_and_time(False, True)
     no_prefix_labels, no_prefix_s = labels_and_time(True, False)
     student.config, hf.MIN_SHARED_PREFIX = config, 8
-    single = [median_time(lambda item=item: student.answer(task, [item]), 1) for item in inputs[:args.latency_items]]
+    single = one_finding_latencies(student, task, inputs[:args.latency_items])
     out["adapter_scoring"] = {
         "items_per_s": len(inputs) / mentor_s, "unmerged_items_per_s": len(inputs) / unmerged_s,
         "speedup_over_unmerged": unmerged_s / mentor_s,
