@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import json
 import tomllib
 import types
 import typing
@@ -275,6 +276,25 @@ def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+# Settings added after runs were already being stored, where today's default differs from how mentor behaved
+# before the setting existed: the value that reproduces that behaviour. A stored config without one is read
+# with it, so resuming or reusing an old run does not change what it trains. (Settings whose default keeps the
+# old behaviour, or that only touch other tasks, need no entry: a missing key takes its default.)
+SETTINGS_ADDED_LATER = {("student", "lora", "layers"): 0}  # before 2c0ff44 adapters went into every layer
+
+
+def stored_config(data: dict[str, Any], where: str) -> RunConfig:
+    """A run's saved config as a RunConfig, settings added since it was saved filled in as above."""
+    data = json.loads(json.dumps(data))
+    for path, value in SETTINGS_ADDED_LATER.items():
+        node = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(path[-1], value)
+    return from_dict(RunConfig, data, where=where)
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "config", prefix: str = "") -> Any:

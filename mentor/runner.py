@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from mentor import console, feedback
 from mentor.calibration import split_off
-from mentor.config import AUTO_MIN_POOL, AUTO_RECIPE, ConfigError, RunConfig, from_dict, load_config, to_dict
+from mentor.config import AUTO_MIN_POOL, AUTO_RECIPE, ConfigError, RunConfig, load_config, stored_config, to_dict
 from mentor.data import bundled_path, dedupe, load_examples, split_against
 from mentor.evaluate import stratified_sample
 from mentor.llm.storage import StoreCalls
@@ -92,7 +92,7 @@ def resume_run(run_id: int | None = None, home: str | Path | None = None) -> dic
         row = store.run(run_id)
         if row["status"] == "finished":
             raise StoreError(f"run {run_id} already finished ({row['stop_reason']}); nothing to resume")
-        config = from_dict(RunConfig, row["config"], where=f"run {run_id}'s saved config")
+        config = stored_config(row["config"], where=f"run {run_id}'s saved config")
         task = get_task(config.task)
         pool, holdout, _ = _load_data(config, task, home, until=row["created"])
         pool, calibration_set, _ = _calibration_split(config, task, pool)

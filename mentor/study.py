@@ -3,7 +3,8 @@
 A study is recorded in the store with its spec (teachers, seeds, config, overrides); each (teacher, seed) is
 an ordinary run, tagged with the study in the same transaction that creates it, so an interrupted study
 resumes where it stopped (`mentor study` with the same arguments again). A finished run with exactly the
-same resolved config (another study's control, say) is reused instead of run again. The analysis reads only the store:
+same resolved config (another study's control, say) is reused instead of run again, settings added since it was
+stored read as their defaults. The analysis reads only the store:
 - per teacher and round: holdout macro-F1 against the examples trained on so far (the accepted curriculum),
   mean, min and max over seeds;
 - at each round, every teacher against the control (`random` when studied): the mean over seeds of the
@@ -93,9 +94,24 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
 
 
 def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
-    config = json.loads(json.dumps(config))  # as stored: tuples become lists
+    """A finished run whose resolved config equals `config`. A stored config is read the way `mentor run
+    --resume` reads it (mentor.config.stored_config: a setting added since it was stored takes the value that
+    reproduces the old behaviour, so runs from before an explain-only setting existed still twin); one that no
+    longer parses is skipped."""
+    from mentor.config import ConfigError, stored_config, to_dict
+
+    def normalised(data: dict[str, Any]) -> dict[str, Any]:
+        return json.loads(json.dumps(to_dict(stored_config(data, where=""))))  # as stored: tuples become lists
+
+    wanted = normalised(config)
     for row in store.runs():
-        if row["status"] == "finished" and store.run(row["id"])["config"] == config:
+        if row["status"] != "finished":
+            continue
+        try:
+            stored = normalised(store.run(row["id"])["config"])
+        except ConfigError:
+            continue
+        if stored == wanted:
             return row["id"]
     return None
 
@@ -105,7 +121,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
     """Learning curves, paired differences, examples-to-reach and the TF-IDF and embed baselines per point, from
     the stored runs. `encoder` (a mentor.baselines.CachedEncoder): default all-MiniLM-L6-v2 cached in `store`."""
     from mentor.baselines import CachedEncoder, train
-    from mentor.config import RunConfig, from_dict
+    from mentor.config import stored_config
     from mentor.runner import holdout_of
     from mentor.tasks import get_task
 
@@ -116,7 +132,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
     if not members:
         raise StoreError(f"study {study_id} has no runs yet: run `mentor study` with its arguments to start them")
     first = store.run(next(iter(members.values())))
-    config = from_dict(RunConfig, first["config"], where=f"run {first['id']}'s saved config")
+    config = stored_config(first["config"], where=f"run {first['id']}'s saved config")
     task = get_task(config.task)
     if task.label_field is None:
         raise StoreError(f"study {study_id}: task {task.name!r} has no labels, so there are no macro-F1 curves to draw")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from mentor.config import RunConfig, StudentConfig, from_dict
+from mentor.config import RunConfig, StudentConfig, stored_config
 from mentor.runner import open_store
 from mentor.store import Store, StoreError
 from mentor.students import Student, StudentError, make_student
@@ -76,7 +76,7 @@ def run_context(home: str | None, run_ref: str, need_run: bool, task: str | None
     config, run_id = RunConfig(), None
     try:
         run_id = store.latest_run_id() if run_ref == "latest" else int(run_ref)
-        config = from_dict(RunConfig, store.run(run_id)["config"])
+        config = stored_config(store.run(run_id)["config"], where=f"run {run_id}'s saved config")
     except StoreError:
         if need_run:
             raise

@@ -48,6 +48,20 @@ def test_round_trip_and_reference():
     assert "student.lora.rank" in keys and all(h for _, _, h in describe())
 
 
+def test_a_saved_config_from_before_a_setting_existed_reads_as_the_old_behaviour():
+    from mentor.config import stored_config
+
+    saved = to_dict(load_config(overrides=["student.lora.layers=15", "student.epochs=2"]))
+    assert stored_config(saved, "run 1") == load_config(overrides=["student.lora.layers=15", "student.epochs=2"])
+    del saved["student"]["lora"]["layers"], saved["loop"]["explain_sample"]
+    old = stored_config(saved, "run 1")
+    assert old.student.lora.layers == 0 and RunConfig().student.lora.layers == 15  # every layer, as then
+    assert old.loop.explain_sample == RunConfig().loop.explain_sample and old.student.epochs == 2
+    saved["student"]["lora"]["rnak"] = 4
+    with pytest.raises(ConfigError, match="run 1: unknown key.*student.lora.rnak"):
+        stored_config(saved, "run 1")
+
+
 def test_recipes_load_by_name_and_sit_under_the_users_settings(tmp_path):
     from mentor.config import recipe_names
 

@@ -156,3 +156,17 @@ def test_a_second_study_reuses_finished_runs_with_the_same_config(spec, home):
     assert second != first and len(store.runs()) == 3  # the random control ran once
     assert store.study_runs(second)[("random", 0)] == store.study_runs(first)[("random", 0)]
     assert set(analyse(store, second)["curves"]) == {"reference:items", "random"}
+
+
+def test_a_run_stored_before_a_setting_existed_is_still_reused_but_a_real_difference_is_not(spec, home):
+    first = run_study(StudySpec(teachers=("random",), seeds=(0,), overrides=spec.overrides))
+    store = open_store()
+    control = store.study_runs(first)[("random", 0)]
+    config = store.run(control)["config"]
+    del config["loop"]["explain_sample"]  # as stored by a mentor from before these two settings existed
+    del config["student"]["lora"]["layers"]  # (then adapters went into every layer, what the study recipe sets)
+    store.db.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(config), control))
+    second = run_study(StudySpec(teachers=("reference", "random"), seeds=(0,), overrides=spec.overrides))
+    assert store.study_runs(second)[("random", 0)] == control and len(store.runs()) == 2
+    third = run_study(StudySpec(teachers=("random",), seeds=(0,), overrides=(*spec.overrides, "teacher.exam_size=6")))
+    assert store.study_runs(third)[("random", 0)] != control and len(store.runs()) == 3
