@@ -3,8 +3,9 @@
 A study is recorded in the store with its spec (teachers, seeds, config, overrides); each (teacher, seed) is
 an ordinary run, tagged with the study in the same transaction that creates it, so an interrupted study
 resumes where it stopped (`mentor study` with the same arguments again). A finished run with exactly the
-same resolved config (another study's control, say) is reused instead of run again, settings added since it was
-stored read as their defaults. The analysis reads only the store:
+same resolved config (another study's control, say) is reused instead of run again: settings added since it was
+stored read as the value that reproduces its behaviour, and teacher settings its teacher never reads do not count.
+The analysis reads only the store:
 - per teacher and round: holdout macro-F1 against the examples trained on so far (the accepted curriculum),
   mean, min and max over seeds;
 - at each round, every teacher against the control (`random` when studied): the mean over seeds of the
@@ -96,12 +97,17 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
 def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
     """A finished run whose resolved config equals `config`. A stored config is read the way `mentor run
     --resume` reads it (mentor.config.stored_config: a setting added since it was stored takes the value that
-    reproduces the old behaviour, so runs from before an explain-only setting existed still twin); one that no
-    longer parses is skipped."""
+    reproduces the old behaviour, so runs from before an explain-only setting existed still twin), and teacher
+    settings the run's teacher never reads do not count; a stored config that no longer parses is skipped."""
     from mentor.config import ConfigError, stored_config, to_dict
 
+    from mentor.teachers import unused_settings
+
     def normalised(data: dict[str, Any]) -> dict[str, Any]:
-        return json.loads(json.dumps(to_dict(stored_config(data, where=""))))  # as stored: tuples become lists
+        out = json.loads(json.dumps(to_dict(stored_config(data, where=""))))  # as stored: tuples become lists
+        for key in unused_settings(out["teacher"]["name"]):
+            del out["teacher"][key]
+        return out
 
     wanted = normalised(config)
     for row in store.runs():

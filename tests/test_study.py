@@ -168,5 +168,10 @@ def test_a_run_stored_before_a_setting_existed_is_still_reused_but_a_real_differ
     store.db.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(config), control))
     second = run_study(StudySpec(teachers=("reference", "random"), seeds=(0,), overrides=spec.overrides))
     assert store.study_runs(second)[("random", 0)] == control and len(store.runs()) == 2
+    # The random teacher never reads teacher.probe or teacher.explore: a study that sets them for its targeted
+    # teacher still shares the control.
+    wider = run_study(StudySpec(teachers=("random",), seeds=(0,), overrides=(*spec.overrides, "teacher.probe=30",
+                                                                            "teacher.explore=0.5")))
+    assert store.study_runs(wider)[("random", 0)] == control and len(store.runs()) == 2
     third = run_study(StudySpec(teachers=("random",), seeds=(0,), overrides=(*spec.overrides, "teacher.exam_size=6")))
     assert store.study_runs(third)[("random", 0)] != control and len(store.runs()) == 3

@@ -170,3 +170,11 @@ def test_natural_label_quota_follows_the_data_source():
     new = [e for e in grade.dataset if SEVERITY.key(e.input) not in {SEVERITY.key(q.input) for q in exam}]
     labels = Counter(e.output["issue_type"] for e in new)
     assert labels["trivial"] >= max(labels["critical"], labels["minor"], labels["major"])  # not tilted toward "major"
+
+
+def test_each_teacher_names_the_settings_it_never_reads():
+    from mentor.teachers import unused_settings
+
+    assert unused_settings("random") == {"probe", "explore"} == unused_settings("reference")
+    assert unused_settings("reference:natural") == set() and unused_settings("reference:natural-nearest") == {"probe"}
+    assert unused_settings("openai:gpt-4o-mini") == {"probe", "explore"}

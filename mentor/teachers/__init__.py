@@ -81,6 +81,15 @@ def teacher_needs_labels(config: TeacherConfig) -> bool:
     raise _unknown(config.name)
 
 
+def unused_settings(name: str) -> set[str]:
+    """The `teacher.*` settings (probe, explore) that the named teacher never reads, so that two runs differing
+    only in them did the same thing (a study's random control with `teacher.probe` overridden, say)."""
+    if name in REFERENCE_VARIANTS:
+        signals = REFERENCE_VARIANTS[name][0]
+        return ({"probe"} if "margin" not in signals else set()) | ({"explore"} if not signals else set())
+    return {"probe", "explore"} if name in OFFLINE or name.startswith("openai:") else set()
+
+
 def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None = None, **options: Any) -> Teacher:
     name = config.name
     if name in REFERENCE_VARIANTS:
