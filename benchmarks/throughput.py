@@ -178,7 +178,7 @@ def main() -> None:
     student.answer(task, inputs[:4])
     seconds = median_time(lambda: student.answer(task, inputs), args.repeats)
     gflops = 2 * params * tokens / seconds / 1e9
-    label_ids = [student.encode(task, {}, label)[1] for label in task.labels]
+    label_ids = [student.answer_ids(label) for label in task.labels]
 
     def naive() -> None:
         with torch.inference_mode():

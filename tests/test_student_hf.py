@@ -96,6 +96,12 @@ def test_scoring_equals_brute_force_likelihood(model_dirs, chat):
                 scores.append(sum(logp[len(prompt) - 1 + k, t].item() for k, t in enumerate(label_ids[label])))
         expected = torch.softmax(torch.tensor(scores), dim=0).tolist()
         assert [answer.probs[label] for label in SHARED.labels] == pytest.approx(expected, abs=1e-4)
+    # One finding at a time uses the prefix's cache in place and crops it back: twice over, the same answers.
+    for _ in range(2):
+        for item, answer in zip(ITEMS, answers):
+            assert student.answer(SHARED, [item])[0].probs == pytest.approx(answer.probs, abs=1e-4)
+    if chat:
+        assert student._prefix[2].get_seq_length() == len(student._prefix[1])
 
 
 def test_explain_generates_text_after_the_label(student, tmp_path, monkeypatch):
