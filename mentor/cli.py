@@ -22,6 +22,7 @@ from mentor.data import DataError
 from mentor.judge import JudgeError
 from mentor.llm.client import LLMError
 from mentor.review.diff import ReviewError
+from mentor.teachers import OFFLINE
 from mentor.store import StoreError
 from mentor.students import StudentError
 from mentor.tasks import TaskError
@@ -113,8 +114,7 @@ def run(
     task: Optional[str] = typer.Option(None, "--task", metavar="NAME|FILE",
                                        help="built-in task (severity, explain) or a task .toml file [default: severity]"),
     teacher: Optional[str] = typer.Option(None, "--teacher", metavar="NAME",
-                                          help="reference, reference:items, reference:margin, reference:nearest, "
-                                               "reference:natural, random or openai:MODEL [default: reference]"),
+                                          help=f"{', '.join(OFFLINE)} or openai:MODEL [default: reference]"),
     student: Optional[str] = typer.Option(None, "--student", metavar="MODEL",
                                           help="bundled, a Hugging Face model folder or hub id, openai:MODEL or "
                                                "scripted [default: bundled]"),

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from mentor.cli import HOME, app, out, print_json
+from mentor.teachers import OFFLINE
 
 
 @app.command("study")
@@ -19,8 +20,7 @@ def study_cmd(
     holdout: Optional[str] = typer.Option(None, "--holdout", metavar="FILE",
                                           help="frozen held-out set (JSONL) [default: bundled holdout]"),
     teachers: str = typer.Option("reference,random", "--teachers", metavar="A,B,...", help="comma-separated teachers to "
-                                 "compare: reference, reference:items, reference:margin, reference:nearest, "
-                                 "reference:natural, random"),
+                                 f"compare: {', '.join(OFFLINE)}"),
     seeds: int = typer.Option(3, "--seeds", min=1, help="runs per teacher, seeds 0..N-1"),
     control: Optional[str] = typer.Option(None, "--control", metavar="TEACHER", help="the teacher the others are paired "
                                           "against [default: random when studied, else the last teacher]"),
