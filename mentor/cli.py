@@ -22,11 +22,10 @@ from mentor.data import DataError
 from mentor.judge import JudgeError
 from mentor.llm.client import LLMError
 from mentor.review.diff import ReviewError
-from mentor.teachers import OFFLINE
 from mentor.store import StoreError
 from mentor.students import StudentError
 from mentor.tasks import TaskError
-from mentor.teachers import TeacherError
+from mentor.teachers import OFFLINE, TeacherError
 
 # Plain (click) help, not Rich markup: Rich ate every "[default: ...]" in a help text and showed switches as
 # `--json <bool>`. Help is wrapped at up to 120 columns so the command list is not cut at 80.

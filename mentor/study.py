@@ -100,7 +100,6 @@ def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
     reproduces the old behaviour, so runs from before an explain-only setting existed still twin), and teacher
     settings the run's teacher never reads do not count; a stored config that no longer parses is skipped."""
     from mentor.config import ConfigError, stored_config, to_dict
-
     from mentor.teachers import unused_settings
 
     def normalised(data: dict[str, Any]) -> dict[str, Any]:

@@ -247,7 +247,8 @@ class HFStudent:
         """`_score` on padded prompts. One pass gives every label's first token. The first label of several
         tokens rides along in it: its tokens but the last follow every prompt, so the positions after the
         prompt give the rest of its log-likelihood (a separate pass over one token per prompt streams every
-        weight again: it cost 29% of rating one finding on a 2-core CPU, 533 vs 378 ms). Any further
+        weight again: rating one finding took 1.28x as long that way on a 2-core AVX2 CPU in fp32,
+        benchmarks/scoring_ab.py). Any further
         multi-token labels continue from the pass's KV cache, cropped back to the prompt."""
         batch = ids.shape[0]
         multi = [j for j, label in enumerate(label_ids) if len(label) > 1]
