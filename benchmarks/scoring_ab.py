@@ -4,7 +4,8 @@ Machine speed on shared or throttling CPUs drifts by 20-50% between runs, so two
 cannot show a 10-20% change. This loads `mentor/students/hf.py` as it was at `--ref` next to today's, on
 the same loaded model, and alternates the two item by item: one-finding requests (median ms) and batches
 (items/s), then the share of items on which both chose the same label and the largest probability
-difference. Only `answer` and the scoring methods are swapped in, so both share the model and tokenizer.
+difference. Only `answer` and the scoring methods (and, where `--ref` has it, hf_scoring.py's functions) are
+swapped in, so both share the model and tokenizer.
 
     python benchmarks/scoring_ab.py --ref HEAD~1 --data ../shared/data/severity/dev.jsonl
 """
@@ -29,19 +30,31 @@ from mentor.data import bundled_path, load_examples  # noqa: E402
 from mentor.students.hf import HFStudent  # noqa: E402
 from mentor.tasks import get_task  # noqa: E402
 
-SWAPPED = ("answer", "_score", "_label_scores", "_shared_prefix")  # whichever of them a version defines
+SWAPPED = ("answer", "_score", "_shared_prefix")  # whichever of them a version's HFStudent defines
+
+
+def _module_at(ref: str, path: str, name: str, folder: Path) -> types.ModuleType | None:
+    source = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    if source.returncode:
+        return None
+    file = folder / f"{name}.py"
+    file.write_text(source.stdout)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def old_module(ref: str, folder: Path) -> types.ModuleType:
-    source = subprocess.run(["git", "show", f"{ref}:mentor/students/hf.py"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent.parent)
-    if source.returncode:
-        raise SystemExit(f"cannot read mentor/students/hf.py at {ref!r}: {source.stderr.strip()}")
-    path = folder / "hf_at_ref.py"
-    path.write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location("hf_at_ref", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """hf.py at `ref`, with the functions it imports from hf_scoring.py taken from `ref` too, when it has one."""
+    module = _module_at(ref, "mentor/students/hf.py", "hf_at_ref", folder)
+    if module is None:
+        raise SystemExit(f"cannot read mentor/students/hf.py at {ref!r}")
+    scoring = _module_at(ref, "mentor/students/hf_scoring.py", "hf_scoring_at_ref", folder)
+    for name, value in vars(module).copy().items():
+        if scoring is not None and getattr(value, "__module__", None) == "mentor.students.hf_scoring":
+            setattr(module, name, getattr(scoring, name))
     return module
 
 

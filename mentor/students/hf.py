@@ -1,7 +1,7 @@
 """The Hugging Face student: any causal LM that transformers loads, fine-tuned with LoRA through PEFT.
 
-This module and hf_training.py (the Trainer's loss, progress callback and adapter save) are the only
-ones that import torch, transformers and peft; nothing imports them until a run asks for an `hf:` or
+This module, hf_scoring.py (each label's likelihood in as few passes as the labels allow) and hf_training.py
+(the Trainer's loss, progress callback and adapter save) are the only ones that import torch, transformers and peft; nothing imports them until a run asks for an `hf:` or
 `bundled` student. A label is chosen by scoring every label's likelihood after the
 prompt, never by generation, so the answer is always a valid label and carries calibrated-ish
 probabilities; free-text fields are generated greedily after the chosen label. Training goes through
@@ -35,6 +35,7 @@ from mentor import calibration, console
 from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
+from mentor.students.hf_scoring import label_scores, left_pad
 from mentor.students.hf_training import AnswerLoss, Progress, save_atomically
 from mentor.tasks import Task
 
@@ -163,7 +164,8 @@ class HFStudent:
             with torch.inference_mode():
                 chosen, probs = [None] * len(batch), [None] * len(batch)
                 if labels:
-                    scores = self._score(model, [prompts[i] for i in batch], label_ids, shared)
+                    scores = label_scores(model, [prompts[i] for i in batch], label_ids, self.pad_id, self.device,
+                                          self.keeps_logits, shared)
                     if self.offsets:  # decision calibration saved with the adapter (mentor.calibration)
                         scores = scores + torch.tensor([self.offsets.get(label, 0.0) for label in labels], device=scores.device)
                     scores = torch.softmax(scores, dim=-1)
@@ -216,69 +218,8 @@ class HFStudent:
             self._prefix = (model, key, cache)
         return n, self._prefix[2]
 
-    def _score(self, model: torch.nn.Module, prompts: list[list[int]], label_ids: list[list[int]],
-               shared: tuple[int, object] | None = None) -> torch.Tensor:
-        """Log-likelihood of each label's tokens after each prompt: a (prompts, labels) tensor.
-
-        With a `shared` prefix (length, KV cache) only the rest of each prompt is run: [prefix | padding |
-        rest], the padding masked. One prompt alone uses the prefix's cache in place and crops it back (a copy
-        costs ~3% of rating one finding); a batch runs on a copy repeated per prompt.
-        """
-        if shared is None:
-            ids, mask = _left_pad(prompts, self.pad_id, self.device)
-            return self._label_scores(model, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0), None, label_ids)
-        n, prefix_cache = shared
-        ids, rest_mask = _left_pad([p[n:] for p in prompts], self.pad_id, self.device)
-        mask = torch.cat([torch.ones(len(prompts), n, dtype=rest_mask.dtype, device=self.device), rest_mask], dim=1)
-        positions = n + (rest_mask.cumsum(-1) - 1).clamp(min=0)
-        if len(prompts) > 1 or not hasattr(prefix_cache, "crop") or not hasattr(prefix_cache, "get_seq_length"):
-            cache = copy.deepcopy(prefix_cache)
-            cache.batch_repeat_interleave(len(prompts))
-            return self._label_scores(model, ids, mask, positions, cache, label_ids)
-        try:
-            return self._label_scores(model, ids, mask, positions, prefix_cache, label_ids)
-        finally:
-            extra = prefix_cache.get_seq_length() - n
-            if extra > 0:
-                prefix_cache.crop(-extra)
-
-    def _label_scores(self, model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
-                      cache: object, label_ids: list[list[int]]) -> torch.Tensor:
-        """`_score` on padded prompts. One pass gives every label's first token. The first label of several
-        tokens rides along in it: its tokens but the last follow every prompt, so the positions after the
-        prompt give the rest of its log-likelihood (a separate pass over one token per prompt streams every
-        weight again: rating one finding took 1.28x as long that way on a 2-core AVX2 CPU in fp32,
-        benchmarks/scoring_ab.py). Any further
-        multi-token labels continue from the pass's KV cache, cropped back to the prompt."""
-        batch = ids.shape[0]
-        multi = [j for j, label in enumerate(label_ids) if len(label) > 1]
-        tail = label_ids[multi[0]][:-1] if multi else []
-        after = torch.tensor([tail] * batch, dtype=ids.dtype, device=self.device).reshape(batch, len(tail))
-        steps = torch.arange(1, len(tail) + 1, device=self.device)
-        keep = {"logits_to_keep": len(tail) + 1} if self.keeps_logits else {}
-        out = model(input_ids=torch.cat([ids, after], dim=1), attention_mask=torch.cat([mask, torch.ones_like(after)], dim=1),
-                    position_ids=torch.cat([positions, positions[:, -1:] + steps], dim=1),
-                    cache=cache, use_cache=cache is not None or len(multi) > 1, **keep)
-        logp = torch.log_softmax(out.logits[:, -(len(tail) + 1):].float(), dim=-1)
-        scores = logp[:, 0, [label[0] for label in label_ids]]
-        if multi:
-            targets = torch.tensor([label_ids[multi[0]][1:]] * batch, device=self.device)
-            scores[:, multi[0]] += logp[:, 1:].gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(-1)
-        if len(multi) > 1:
-            out.cache.crop(-len(tail))
-        for j in multi[1:]:
-            label = label_ids[j]
-            rest = torch.tensor([label[:-1]] * batch, device=self.device)
-            cont = model(input_ids=rest, attention_mask=torch.cat([mask, torch.ones_like(rest)], dim=1),
-                         position_ids=positions[:, -1:] + torch.arange(1, len(label), device=self.device),
-                         cache=out.cache, use_cache=True)
-            targets = torch.tensor([label[1:]] * batch, device=self.device)
-            scores[:, j] += torch.log_softmax(cont.logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(-1)
-            out.cache.crop(-(len(label) - 1))
-        return scores
-
     def _generate(self, model: torch.nn.Module, prefixes: list[list[int]]) -> list[str]:
-        ids, mask = _left_pad(prefixes, self.pad_id, self.device)
+        ids, mask = left_pad(prefixes, self.pad_id, self.device)
         config = GenerationConfig(max_new_tokens=self.config.max_new_tokens, do_sample=False,
                                   eos_token_id=self.stop_ids, pad_token_id=self.pad_id)
         out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
@@ -362,7 +303,7 @@ class HFStudent:
         of a training step on a 135M model; the model shifts labels against logits itself, so slicing
         both to the last `keep` positions keeps them aligned.
         """
-        ids, mask = _left_pad([f["input_ids"] for f in features], self.pad_id, torch.device("cpu"))
+        ids, mask = left_pad([f["input_ids"] for f in features], self.pad_id, torch.device("cpu"))
         labels = torch.tensor([[-100] * (ids.shape[1] - len(f["labels"])) + f["labels"] for f in features])
         batch = {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
         if not self.keeps_logits:
@@ -412,10 +353,3 @@ def _template_suffix(tokenizer) -> str:  # noqa: ANN001
     messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
     return text[text.rindex(marker) + len(marker):]
-
-
-def _left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(row) for row in rows)
-    ids = torch.tensor([[pad_id] * (width - len(row)) + row for row in rows], device=device)
-    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
-    return ids, mask

@@ -87,7 +87,7 @@ def unused_settings(name: str) -> set[str]:
     if name in REFERENCE_VARIANTS:
         signals = REFERENCE_VARIANTS[name][0]
         return ({"probe"} if "margin" not in signals else set()) | ({"explore"} if not signals else set())
-    return {"probe", "explore"} if name in OFFLINE or name.startswith("openai:") else set()
+    return {"probe", "explore"} if name == "random" or name.startswith("openai:") else set()
 
 
 def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None = None, **options: Any) -> Teacher:
