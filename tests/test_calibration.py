@@ -49,6 +49,10 @@ def test_an_unbiased_student_keeps_zero_offsets_and_rare_labels_are_weighted_up(
     fit = calibration.fit_offsets(LABELS, [_probs("minor", 0.25)] * len(gold), gold)
     assert fit.offsets["trivial"] == pytest.approx(0.5 * math.log(7), abs=0.01)
     assert fit.offsets["major"] == pytest.approx(0.0, abs=0.01)
+    # The exponent is a setting of the fit: 0 is the plain log-loss (the full odds), 1 fully balanced (none).
+    for balance, odds in ((0.0, math.log(7)), (1.0, 0.0)):
+        fit = calibration.fit_offsets(LABELS, [_probs("minor", 0.25)] * len(gold), gold, balance=balance)
+        assert fit.offsets["trivial"] == pytest.approx(odds, abs=0.01)
 
 
 def test_a_temperature_sharpens_flat_probabilities():
