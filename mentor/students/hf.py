@@ -1,11 +1,12 @@
 """The Hugging Face student: any causal LM that transformers loads, fine-tuned with LoRA through PEFT.
 
-This module, hf_scoring.py (each label's likelihood in as few passes as the labels allow) and hf_training.py
-(the Trainer's loss, progress callback and adapter save) are the only ones that import torch, transformers and peft; nothing imports them until a run asks for an `hf:` or
-`bundled` student. A label is chosen by scoring every label's likelihood after the
-prompt, never by generation, so the answer is always a valid label and carries calibrated-ish
-probabilities; free-text fields are generated greedily after the chosen label. Training goes through
-the Hugging Face `Trainer`, so `torchrun`/`accelerate launch` spread it over several GPUs unchanged.
+This module, hf_scoring.py (each label's likelihood in as few passes as the labels allow) and
+hf_training.py (the Trainer's loss, progress callback and adapter save) are the only ones that import
+torch, transformers and peft; nothing imports them until a run asks for an `hf:` or `bundled` student. A
+label is chosen by scoring every label's likelihood after the prompt, never by generation, so the answer
+is always a valid label and carries calibrated-ish probabilities; free-text fields are generated greedily
+after the chosen label. Training goes through the Hugging Face `Trainer`, so `torchrun`/`accelerate
+launch` spread it over several GPUs unchanged.
 
 Answering with an adapter loaded runs on a copy of the model with the adapter merged into its weights
 (`student.merged_inference`): PEFT's unmerged LoRA adds two small matmuls to every linear layer, which

@@ -79,4 +79,3 @@ def _padded_scores(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor
         scores[:, j] += torch.log_softmax(cont.logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum(-1)
         out.cache.crop(-(len(label) - 1))
     return scores
-
