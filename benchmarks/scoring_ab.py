@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=32, help="one-finding requests per version, and the batch size")
     parser.add_argument("--batches", type=int, default=3, help="batches per version")
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--adapter", type=Path, help="a LoRA adapter folder to score with (default: the untuned "
+                        "student); its calibration offsets are left out, as a version without them scores raw")
     args = parser.parse_args()
 
     task = get_task("severity")
@@ -74,6 +76,9 @@ def main() -> None:
     singles = [e.input for e in examples[:args.items]]
     batch = [e.input for e in examples[args.items:2 * args.items]]
     student = HFStudent("bundled", StudentConfig(dtype=args.dtype))
+    if args.adapter:
+        student.use_adapter(args.adapter)
+        student.offsets = None
     with tempfile.TemporaryDirectory() as folder:
         old = old_module(args.ref, Path(folder))
 
@@ -105,7 +110,8 @@ def main() -> None:
 
     kind = cpu_kind()
     print(f"CPU: {kind['machine']}, {kind['cores']} cores, torch threads {kind['torch_threads']}, flags "
-          f"{' '.join(kind['flags'])}, torch dispatch {kind['torch_dispatch']}; dtype {student.model.dtype}")
+          f"{' '.join(kind['flags'])}, torch dispatch {kind['torch_dispatch']}; dtype {student.model.dtype}; "
+          f"adapter {args.adapter or 'none (untuned)'}")
     for version, label in (("old", args.ref), ("new", "working tree")):
         print(f"{label:>12}: one finding {1000 * statistics.median(seconds[version]):.0f} ms median, "
               f"a batch of {len(batch)} {len(batch) / statistics.median(batch_seconds[version]):.2f} items/s")
