@@ -19,25 +19,20 @@ from sklearn.metrics import f1_score
 
 from mentor import calibration
 from mentor.runner import holdout_of
-from mentor.targets import run_context
+from mentor.targets import RunContext, run_context
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", default=None,
-                        help="the mentor home holding the run [default: MENTOR_HOME or ./.mentor]")
-    parser.add_argument("--run", default="latest", help="run id [default: latest]")
-    parser.add_argument("--round", type=int, default=None, help="round whose predictions to use [default: the best]")
-    parser.add_argument("--halves", type=int, default=20, help="random half splits to average over")
-    parser.add_argument("--exponents", default="0,0.5,0.75,1", help="class-weighting exponents to compare")
-    args = parser.parse_args()
+def stored_raw_scores(ctx: RunContext, round_arg: int | None) -> tuple[int, int, list[str], np.ndarray, np.ndarray,
+                                                                      dict[str, float]]:
+    """(run id, round, labels, the student's own holdout log-scores, gold label indices, the run's offsets).
 
-    ctx = run_context(args.home, args.run, need_run=True)
+    The scores are a round's stored holdout probabilities with the offsets the run fitted taken back out.
+    """
     run_id, task = ctx.need_run(), ctx.task
     if not task.label_field:
         raise SystemExit(f"run {run_id}: task {task.name!r} has no labels to calibrate")
     rounds = ctx.rounds()
-    round_no = args.round if args.round is not None else ctx.store.run(run_id)["best_round"]
+    round_no = round_arg if round_arg is not None else ctx.store.run(run_id)["best_round"]
     if round_no not in rounds or not round_no:
         known = ", ".join(map(str, sorted(rounds)))
         raise SystemExit(f"run {run_id}: no fine-tuned round {round_no} (rounds: {known})")
@@ -52,6 +47,21 @@ def main() -> None:
     scores = np.array([[np.log(max(answer.probs.get(label, 0.0), 1e-12)) - fitted.get(label, 0.0) for label in labels]
                        for answer, _ in stored])
     truth = np.array([labels.index(e.output[task.label_field]) for e in holdout])
+    return run_id, round_no, labels, scores, truth, fitted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", default=None,
+                        help="the mentor home holding the run [default: MENTOR_HOME or ./.mentor]")
+    parser.add_argument("--run", default="latest", help="run id [default: latest]")
+    parser.add_argument("--round", type=int, default=None, help="round whose predictions to use [default: the best]")
+    parser.add_argument("--halves", type=int, default=20, help="random half splits to average over")
+    parser.add_argument("--exponents", default="0,0.5,0.75,1", help="class-weighting exponents to compare")
+    args = parser.parse_args()
+
+    ctx = run_context(args.home, args.run, need_run=True)
+    run_id, round_no, labels, scores, truth, fitted = stored_raw_scores(ctx, args.round)
 
     def macro_f1(rows: np.ndarray, offsets: np.ndarray) -> float:
         return float(f1_score(truth[rows], (scores[rows] + offsets).argmax(1), labels=range(len(labels)),
