@@ -34,8 +34,7 @@ def stored_raw_scores(ctx: RunContext, round_arg: int | None) -> tuple[int, int,
     rounds = ctx.rounds()
     round_no = round_arg if round_arg is not None else ctx.store.run(run_id)["best_round"]
     if round_no not in rounds or not round_no:
-        known = ", ".join(map(str, sorted(rounds)))
-        raise SystemExit(f"run {run_id}: no fine-tuned round {round_no} (rounds: {known})")
+        raise SystemExit(f"run {run_id}: no fine-tuned round {round_no} (rounds: {', '.join(map(str, sorted(rounds)))})")
     stored = ctx.store.predictions(run_id, round_no)
     holdout = holdout_of(ctx.config, task, ctx.home, until=ctx.store.run(run_id)["created"])
     if len(stored) != len(holdout) or any(answer.probs is None for answer, _ in stored):
@@ -52,8 +51,7 @@ def stored_raw_scores(ctx: RunContext, round_arg: int | None) -> tuple[int, int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", default=None,
-                        help="the mentor home holding the run [default: MENTOR_HOME or ./.mentor]")
+    parser.add_argument("--home", default=None, help="the mentor home holding the run [default: MENTOR_HOME or ./.mentor]")
     parser.add_argument("--run", default="latest", help="run id [default: latest]")
     parser.add_argument("--round", type=int, default=None, help="round whose predictions to use [default: the best]")
     parser.add_argument("--halves", type=int, default=20, help="random half splits to average over")
@@ -69,8 +67,7 @@ def main() -> None:
 
     exponents = [float(x) for x in args.exponents.split(",")]
     run_offsets = np.array([fitted.get(label, 0.0) for label in labels])
-    results: dict[str, list[float]] = {"no offsets": [], "the run's offsets": []}
-    results.update({f"balance {e:g}": [] for e in exponents})
+    results: dict[str, list[float]] = {"no offsets": [], "the run's offsets": [], **{f"balance {e:g}": [] for e in exponents}}
     rng = np.random.default_rng(0)
     for _ in range(args.halves):
         order = rng.permutation(len(truth))

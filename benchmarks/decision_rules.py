@@ -43,8 +43,7 @@ from mentor.targets import run_context  # noqa: E402
 def last_hidden(student, task, items: list, batch: int = 16) -> np.ndarray:  # noqa: ANN001
     """The final layer's (normed) hidden state at each prompt's last token, prompts as the student scores them."""
     model = student.inference_model()
-    reserve = max(len(student.answer_ids(label)) for label in task.labels)
-    prompts = [student.encode(task, e.input, reserve=reserve)[0] for e in items]
+    prompts = student.scoring_prompts(task, [e.input for e in items])
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     out = np.zeros((len(items), model.config.hidden_size), dtype=np.float32)
     for start in range(0, len(order), batch):
@@ -85,8 +84,7 @@ def main() -> None:
     calib_hidden, holdout_hidden = last_hidden(student, task, calib), last_hidden(student, task, holdout)
     seconds = time.perf_counter() - started
     calib_truth = np.array([labels.index(e.output[task.label_field]) for e in calib])
-    share = np.bincount(calib_truth, minlength=len(labels)) / len(calib_truth)
-    weight = 1 / share[calib_truth] ** calibration.BALANCE  # the offsets' own class weighting
+    weight = calibration.class_weights(calib_truth, len(labels))  # the offsets' own class weighting
 
     curriculum = [e for e in ctx.store.curriculum(run_id) if e.meta.get("round", 0) <= round_no]
     tfidf = baselines.train("tfidf", task, curriculum, ctx.config.seed, None)
@@ -115,10 +113,10 @@ def main() -> None:
     matrix = LogisticRegression(max_iter=5000).fit(calib_scores, calib_truth, sample_weight=weight)
     show("matrix scaling", matrix.predict(holdout_scores))
     scaler = StandardScaler().fit(calib_hidden)
+    calib_x, holdout_x = scaler.transform(calib_hidden), scaler.transform(holdout_hidden)
     for c in (float(x) for x in args.probe_c.split(",")):
-        probe = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(calib_hidden), calib_truth,
-                                                           sample_weight=weight)
-        show(f"hidden-state probe, C={c:g}", probe.predict(scaler.transform(holdout_hidden)))
+        probe = LogisticRegression(C=c, max_iter=5000).fit(calib_x, calib_truth, sample_weight=weight)
+        show(f"hidden-state probe, C={c:g}", probe.predict(holdout_x))
 
 
 if __name__ == "__main__":

@@ -71,9 +71,8 @@ def fit_offsets(labels: list[str] | tuple[str, ...], probs: list[dict[str, float
         raise ValueError(f"calibration items carry labels outside the task's label set: {', '.join(unknown)}")
     scores = np.log(np.array([[max(p.get(label, 0.0), 1e-12) for label in labels] for p in probs]))
     truth = np.array([index[g] for g in gold])
-    share = np.bincount(truth, minlength=len(labels)) / len(truth)
-    weights = np.where(share > 0, share, 1.0) ** -balance
-    weights = weights[truth] / weights[truth].sum()
+    weights = class_weights(truth, len(labels), balance)
+    weights = weights / weights.sum()
     onehot = np.eye(len(labels))[truth]
     offsets, log_t = np.zeros(len(labels)), 0.0
     for _ in range(6000):  # gradient descent; the gradient is a weighted difference of probabilities
@@ -94,6 +93,12 @@ def fit_offsets(labels: list[str] | tuple[str, ...], probs: list[dict[str, float
     before = float(f1_score(truth, scores.argmax(1), average="macro", zero_division=0))
     after = float(f1_score(truth, (t * scores + offsets).argmax(1), average="macro", zero_division=0))
     return Calibration({label: float(offsets[k]) for k, label in enumerate(labels)}, len(gold), before, after, t)
+
+
+def class_weights(truth: np.ndarray, n_labels: int, balance: float = BALANCE) -> np.ndarray:
+    """Each item's weight in the fit: 1/(its label's share of the items) ** `balance` (see `fit_offsets`)."""
+    share = np.bincount(truth, minlength=n_labels) / len(truth)
+    return (np.where(share > 0, share, 1.0) ** -balance)[truth]
 
 
 def apply_offsets(probs: dict[str, float], offsets: dict[str, float], temperature: float = 1.0) -> dict[str, float]:

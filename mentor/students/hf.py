@@ -150,8 +150,7 @@ class HFStudent:
         if labels and self.offsets:
             calibration.check_labels(self.offsets, labels, str(self._adapter))
         label_ids = [self.answer_ids(label) for label in labels]
-        reserve = max((len(ids) for ids in label_ids), default=0) + (1 if task.text_fields else 0)
-        prompts = [self.encode(task, item, reserve=reserve)[0] for item in inputs]
+        prompts = self.scoring_prompts(task, inputs, label_ids)
         answers: list[Answer | None] = [None] * len(inputs)
         order = sorted(range(len(inputs)), key=lambda i: len(prompts[i]))  # similar lengths, little padding
         if self.model.training:  # eval() walks every module: a cost per request when serving one at a time
@@ -185,6 +184,15 @@ class HFStudent:
             if progress:
                 progress(len(batch))
         return answers  # type: ignore[return-value]
+
+    def scoring_prompts(self, task: Task, inputs: list[dict[str, str]],
+                        label_ids: list[list[int]] | None = None) -> list[list[int]]:
+        """Each item's prompt tokens as `answer` scores them: clipped to leave room for the longest label
+        (and the line break before free text, when the task has any)."""
+        if label_ids is None:
+            label_ids = [self.answer_ids(label) for label in task.labels] if task.label_field else []
+        reserve = max((len(ids) for ids in label_ids), default=0) + (1 if task.text_fields else 0)
+        return [self.encode(task, item, reserve=reserve)[0] for item in inputs]
 
     def inference_model(self) -> torch.nn.Module:
         """The model that answers: the adapter merged into a copy of the weights when one is loaded.
