@@ -213,17 +213,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         data = {**_read_toml(RECIPES / f"{path}.toml"), "recipe": str(path)}
     elif path:
         data = _read_toml(Path(path))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like section.key=value")
-        _set_dotted(data, key.strip(), _parse_value(raw.strip()))
+    _apply_overrides(data, overrides)
     recipe = data.get("recipe", RunConfig.recipe)
     if isinstance(recipe, str) and recipe not in ("auto", "none"):
         if recipe not in recipe_names():
             raise ConfigError(f"recipe {recipe!r} is not one of: auto, none, {', '.join(recipe_names())}")
         data = _merged(_read_toml(RECIPES / f"{recipe}.toml"), data)
     return check(from_dict(RunConfig, data, where=str(path) if path else "config"), where=str(path) if path else "config")
+
+
+def with_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """`config` (a run's stored one, say) with `a.b=value` overrides applied and checked like load_config's."""
+    data = to_dict(config)
+    _apply_overrides(data, overrides)
+    return check(from_dict(RunConfig, data, where="overrides"), where="overrides")
+
+
+def _apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        _set_dotted(data, key.strip(), _parse_value(raw.strip()))
 
 
 def check(config: Any, where: str = "config", prefix: str = "") -> Any:

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from mentor.config import ConfigError, RunConfig, describe, from_dict, load_config, to_dict
+from mentor.config import ConfigError, RunConfig, describe, from_dict, load_config, to_dict, with_overrides
 
 
 def test_defaults():
@@ -30,6 +30,18 @@ def test_file_then_overrides(tmp_path):
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override])
+
+
+def test_overrides_on_a_stored_config_keep_everything_else_and_are_checked():
+    stored = load_config("large-data", ["seed=5"])
+    changed = with_overrides(stored, ["student.learning_rate=2e-4", "student.lora.layers=10"])
+    assert changed.student.learning_rate == 2e-4 and changed.student.lora.layers == 10
+    assert changed.seed == 5 and changed.teacher.new_examples == stored.teacher.new_examples == 480
+    assert changed.student.lora.target_modules == stored.student.lora.target_modules
+    with pytest.raises(ConfigError, match="'student.epochs' is -1.0; it must be more than 0"):
+        with_overrides(stored, ["student.epochs=-1"])
+    with pytest.raises(ConfigError, match="did you mean student.epochs"):
+        with_overrides(stored, ["student.epoch=1"])
 
 
 def test_bad_file(tmp_path):

@@ -1,0 +1,144 @@
+"""Would a round of a finished run have scored higher trained another way?
+
+Retrains one round of a stored run with other training settings and scores it as the loop does: the round's
+own curriculum (plus a share of the earlier rounds' examples with --replay), from the previous round's adapter
+(or from the untuned model with --fresh), then decision offsets fitted on the run's calibration set (rebuilt
+exactly as the run split it) and the run's holdout scored. The result is compared, paired on the same holdout
+items, with the round as the run stored it and with TF-IDF + logistic regression trained on the run's
+curriculum up to that round (what `mentor eval --models best,tfidf` compares).
+
+--average ALPHA retrains nothing: it scores the weight average ALPHA * (round N-1) + (1 - ALPHA) * (round N) of
+the two stored adapters, each merged into a copy of the weights (exact for LoRA, whose update is linear),
+calibrated and scored the same way.
+
+    python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 student.learning_rate=2e-4
+    python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 --fresh --replay 1
+    python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --average 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration_weighting import stored_raw_scores  # noqa: E402
+from throughput import cpu_kind  # noqa: E402
+
+from mentor import baselines, calibration  # noqa: E402
+from mentor.config import ConfigError, with_overrides  # noqa: E402
+from mentor.curriculum import training_set  # noqa: E402
+from mentor.metrics import paired_bootstrap  # noqa: E402
+from mentor.runner import calibration_set, holdout_of  # noqa: E402
+from mentor.targets import run_context  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", required=True, help="the mentor home holding the run")
+    parser.add_argument("--run", required=True, help="run id")
+    parser.add_argument("--round", type=int, required=True, help="the round to retrain (1 or later)")
+    parser.add_argument("--out", type=Path, help="folder for the retrained adapter (required unless --average)")
+    parser.add_argument("--fresh", action="store_true", help="start from the untuned model, not round N-1's adapter")
+    parser.add_argument("--replay", type=float, help="share of the earlier rounds' examples trained again "
+                                                     "(default: the run's loop.replay)")
+    parser.add_argument("--average", type=float, metavar="ALPHA",
+                        help="no training: score ALPHA * round N-1 + (1 - ALPHA) * round N, merged weights")
+    parser.add_argument("overrides", nargs="*", help="student.KEY=VALUE training settings, e.g. student.epochs=2")
+    args = parser.parse_args()
+    if args.average is None and args.out is None:
+        parser.error("--out is required when retraining")
+    if args.average is not None and (args.overrides or args.fresh or args.replay is not None):
+        parser.error("--average retrains nothing: it takes no training settings")
+    if args.average is not None and not 0 <= args.average <= 1:
+        parser.error(f"--average {args.average}: expected a weight between 0 and 1")
+
+    if args.average is not None and args.round < 2:
+        parser.error("--average needs two fine-tuned rounds: use --round 2 or later")
+
+    ctx = run_context(args.home, args.run, need_run=True)
+    run_id, task = ctx.need_run(), ctx.task
+    rounds = ctx.rounds()
+    if args.round < 1 or args.round not in rounds or (args.round - 1) not in rounds:
+        raise SystemExit(f"run {run_id}: no round {args.round} with a round before it (rounds: {sorted(rounds)})")
+    previous = rounds[args.round - 1].get("adapter")
+    if previous is None and (args.average is not None or not args.fresh) and args.round > 1:
+        raise SystemExit(f"run {run_id}: round {args.round - 1} stored no adapter")
+    created = ctx.store.run(run_id)["created"]
+    holdout = holdout_of(ctx.config, task, ctx.home, until=created)
+    calibrate_on = calibration_set(ctx.config, task, ctx.home, until=created)
+    if not calibrate_on:
+        raise SystemExit(f"run {run_id} set no calibration set aside (loop.calibration = 0): nothing to fit offsets on")
+    labels = list(task.labels)
+    print(f"CPU: {cpu_kind()}")
+
+    if bad := [pair for pair in args.overrides if not pair.startswith("student.")]:
+        raise SystemExit(f"{', '.join(bad)}: only training settings (student.KEY=VALUE) change a retrained round")
+    try:
+        student_config = with_overrides(ctx.config, args.overrides).student
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
+    ctx.student_config = dataclasses.replace(student_config, model=ctx.student_config.model)
+    student = ctx.local_student()
+    started = time.perf_counter()
+    if args.average is not None:
+        student.use_adapter(Path(previous))
+        first = {k: v.detach().clone() for k, v in student.inference_model().state_dict().items()}
+        student.use_adapter(Path(rounds[args.round]["adapter"]))
+        merged = student.inference_model()
+        a = args.average
+        merged.load_state_dict({k: a * first[k] + (1 - a) * v if v.is_floating_point() else v
+                                for k, v in merged.state_dict().items()})
+        student._prefix = None  # the cached prompt prefix belongs to the weights before averaging
+        what = f"weight average {a} x round {args.round - 1} + {1 - a} x round {args.round}"
+    else:
+        new = ctx.store.curriculum(run_id, args.round)
+        earlier = [e for e in ctx.store.curriculum(run_id) if e.meta["round"] < args.round]
+        replay = ctx.config.loop.replay if args.replay is None else args.replay
+        train = training_set(new, earlier, replay, ctx.config.seed, args.round)
+        if not args.fresh and previous is not None:
+            student.use_adapter(Path(previous))
+        report = student.finetune(task, train, args.out)
+        what = (f"round {args.round} retrained on {len(train)} examples ({len(new)} new, replay {replay}) from "
+                f"{'the untuned model' if args.fresh or previous is None else f'round {args.round - 1}'}: "
+                f"lr {student_config.learning_rate}, {student_config.epochs} epochs")
+        print(f"{what}: fine-tuning {report.seconds:.0f} s, {report.steps} steps, last loss {report.final_loss:.3f}")
+    student.offsets = None
+    t = time.perf_counter()
+    answers = student.answer(task, [e.input for e in calibrate_on], explain=False)
+    fit = calibration.fit_offsets(labels, [a.probs for a in answers], [e.output[task.label_field] for e in calibrate_on])
+    print(f"calibration: {len(calibrate_on)} items scored in {time.perf_counter() - t:.0f} s, offsets "
+          + ", ".join(f"{k} {v:+.2f}" for k, v in fit.offsets.items()))
+    student.offsets = fit.offsets
+    t = time.perf_counter()
+    predicted = [a.parsed.get(task.label_field) for a in student.answer(task, [e.input for e in holdout], explain=False)]
+    print(f"holdout: {len(holdout)} items scored in {time.perf_counter() - t:.0f} s; {time.perf_counter() - started:.0f} s in all")
+
+    truth = [e.output[task.label_field] for e in holdout]
+    _, _, _, stored_scores, _, fitted = stored_raw_scores(ctx, args.round)
+    offsets = np.array([fitted.get(label, 0.0) for label in labels])
+    stored = [labels[i] for i in (stored_scores + offsets).argmax(1)]
+    tfidf_model = baselines.train("tfidf", task, [e for e in ctx.store.curriculum(run_id) if e.meta["round"] <= args.round],
+                                  ctx.config.seed, None)
+    tfidf = [(a.parsed or {}).get(task.label_field) for a in tfidf_model.answer(task, [e.input for e in holdout])]
+
+    def f1(pred: list) -> float:
+        return f1_score(truth, pred, labels=labels, average="macro")
+
+    print(f"\n{what}\nholdout macro-F1 {f1(predicted):.3f} (per label: "
+          + ", ".join(f"{label} {v:.2f}" for label, v in zip(labels, f1_score(truth, predicted, labels=labels, average=None)))
+          + f"); round {args.round} as stored {f1(stored):.3f}; TF-IDF on the curriculum {f1(tfidf):.3f}")
+    for name, reference in ((f"round {args.round} as stored", stored), ("TF-IDF", tfidf)):
+        pb = paired_bootstrap(labels, truth, reference, predicted)
+        print(f"  minus {name}: {pb['macro_f1_diff']:+.3f} [{pb['ci'][0]:+.3f}, {pb['ci'][1]:+.3f}], "
+              f"ahead in {pb['share_higher']:.0%} of resamples")
+
+
+if __name__ == "__main__":
+    main()
