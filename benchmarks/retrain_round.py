@@ -58,7 +58,6 @@ def main() -> None:
         parser.error("--average retrains nothing: it takes no training settings")
     if args.average is not None and not 0 <= args.average <= 1:
         parser.error(f"--average {args.average}: expected a weight between 0 and 1")
-
     if args.average is not None and args.round < 2:
         parser.error("--average needs two fine-tuned rounds: use --round 2 or later")
 
@@ -70,6 +69,10 @@ def main() -> None:
     previous = rounds[args.round - 1].get("adapter")
     if previous is None and (args.average is not None or not args.fresh) and args.round > 1:
         raise SystemExit(f"run {run_id}: round {args.round - 1} stored no adapter")
+    if args.average is not None and not rounds[args.round].get("adapter"):
+        raise SystemExit(f"run {run_id}: round {args.round} stored no adapter to average")
+    # The round as the run stored it (checked before any training: the comparison needs its probabilities).
+    _, _, _, stored_scores, _, fitted = stored_raw_scores(ctx, args.round)
     created = ctx.store.run(run_id)["created"]
     holdout = holdout_of(ctx.config, task, ctx.home, until=created)
     calibrate_on = calibration_set(ctx.config, task, ctx.home, until=created)
@@ -121,7 +124,6 @@ def main() -> None:
     print(f"holdout: {len(holdout)} items scored in {time.perf_counter() - t:.0f} s; {time.perf_counter() - started:.0f} s in all")
 
     truth = [e.output[task.label_field] for e in holdout]
-    _, _, _, stored_scores, _, fitted = stored_raw_scores(ctx, args.round)
     offsets = np.array([fitted.get(label, 0.0) for label in labels])
     stored = [labels[i] for i in (stored_scores + offsets).argmax(1)]
     tfidf_model = baselines.train("tfidf", task, [e for e in ctx.store.curriculum(run_id) if e.meta["round"] <= args.round],
