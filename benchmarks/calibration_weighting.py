@@ -17,9 +17,17 @@ import argparse
 import numpy as np
 from sklearn.metrics import f1_score
 
-from mentor import calibration
+from mentor import baselines, calibration
 from mentor.runner import holdout_of
 from mentor.targets import RunContext, run_context
+
+
+def curriculum_tfidf_labels(ctx: RunContext, run_id: int, round_no: int, items: list) -> tuple[int, list[str | None]]:
+    """(examples, labels): TF-IDF + logistic regression trained on the run's curriculum up to `round_no` (what the
+    student had learned from by then), and its label for each item."""
+    curriculum = [e for e in ctx.store.curriculum(run_id) if e.meta.get("round", 0) <= round_no]
+    model = baselines.train("tfidf", ctx.task, curriculum, ctx.config.seed, None)
+    return len(curriculum), [(a.parsed or {}).get(ctx.task.label_field) for a in model.answer(ctx.task, [e.input for e in items])]
 
 
 def stored_raw_scores(ctx: RunContext, round_arg: int | None) -> tuple[int, int, list[str], np.ndarray, np.ndarray,

@@ -30,10 +30,10 @@ from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_weighting import stored_raw_scores  # noqa: E402
+from calibration_weighting import curriculum_tfidf_labels, stored_raw_scores  # noqa: E402
 from throughput import cpu_kind  # noqa: E402
 
-from mentor import baselines, calibration  # noqa: E402
+from mentor import calibration  # noqa: E402
 from mentor.metrics import paired_bootstrap  # noqa: E402
 from mentor.runner import calibration_set, holdout_of  # noqa: E402
 from mentor.students.hf_scoring import left_pad  # noqa: E402
@@ -86,15 +86,13 @@ def main() -> None:
     calib_truth = np.array([labels.index(e.output[task.label_field]) for e in calib])
     weight = calibration.class_weights(calib_truth, len(labels))  # the offsets' own class weighting
 
-    curriculum = [e for e in ctx.store.curriculum(run_id) if e.meta.get("round", 0) <= round_no]
-    tfidf = baselines.train("tfidf", task, curriculum, ctx.config.seed, None)
-    tfidf_labels = [(a.parsed or {}).get(task.label_field) for a in tfidf.answer(task, [e.input for e in holdout])]
+    trained_on, tfidf_labels = curriculum_tfidf_labels(ctx, run_id, round_no, holdout)
     gold = [labels[t] for t in truth]
 
     kind = cpu_kind()
     print(f"run {run_id} round {round_no}: {len(calib)} calibration items, {len(holdout)} holdout items; "
           f"scored in {seconds:.0f} s on {kind['cores']} cores ({' '.join(kind['flags'])}), dtype {student.model.dtype}")
-    print(f"  {'TF-IDF on the same ' + str(len(curriculum)) + ' examples':<36} macro-F1 "
+    print(f"  {'TF-IDF on the same ' + str(trained_on) + ' examples':<36} macro-F1 "
           f"{f1_score(gold, tfidf_labels, labels=labels, average='macro'):.3f}")
 
     def show(name: str, predicted: np.ndarray) -> None:

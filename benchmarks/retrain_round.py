@@ -28,10 +28,10 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_weighting import stored_raw_scores  # noqa: E402
+from calibration_weighting import curriculum_tfidf_labels, stored_raw_scores  # noqa: E402
 from throughput import cpu_kind  # noqa: E402
 
-from mentor import baselines, calibration  # noqa: E402
+from mentor import calibration  # noqa: E402
 from mentor.config import ConfigError, with_overrides  # noqa: E402
 from mentor.curriculum import training_set  # noqa: E402
 from mentor.metrics import paired_bootstrap  # noqa: E402
@@ -126,9 +126,7 @@ def main() -> None:
     truth = [e.output[task.label_field] for e in holdout]
     offsets = np.array([fitted.get(label, 0.0) for label in labels])
     stored = [labels[i] for i in (stored_scores + offsets).argmax(1)]
-    tfidf_model = baselines.train("tfidf", task, [e for e in ctx.store.curriculum(run_id) if e.meta["round"] <= args.round],
-                                  ctx.config.seed, None)
-    tfidf = [(a.parsed or {}).get(task.label_field) for a in tfidf_model.answer(task, [e.input for e in holdout])]
+    _, tfidf = curriculum_tfidf_labels(ctx, run_id, args.round, holdout)
 
     def f1(pred: list) -> float:
         return f1_score(truth, pred, labels=labels, average="macro")
