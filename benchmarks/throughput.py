@@ -12,6 +12,8 @@ the same run so the figures compare:
   finding at a time with the model loaded (median over --latency-items one-item requests); with --int8, the
   same with the merged model's linear layers quantised to int8, and how often its label agrees with fp32;
 - generation: new tokens/s of mentor's explanation path against plain `model.generate` on the same prefixes;
+- the floor under one-finding latency: one forward pass over a single token (every weight read once), the
+  weights' bytes over its time, and the bandwidth of a plain 256 MB memory copy for comparison;
 - training: sequences/s and tokens/s of one LoRA fine-tuning pass (mentor's collator and loss) and the
   implied GFLOP/s (about 4 x parameters x tokens with frozen base weights).
 Medians over --repeats. Emulate a laptop without AVX-512/bf16 on a bigger CPU with
@@ -72,6 +74,27 @@ def peak_gflops(dtype: torch.dtype, repeats: int) -> float:
     a @ b  # warm-up
     seconds = median_time(lambda: a @ b, repeats + 2)
     return 2 * 2048 ** 3 / seconds / 1e9
+
+
+def copy_bandwidth_gbs(repeats: int) -> float:
+    """GB/s read plus written by copying a 256 MB tensor: what the memory system gives this process."""
+    a = torch.ones(64 * 2 ** 20)
+    b = torch.empty_like(a)
+    b.copy_(a)  # warm-up: pages touched
+    return 2 * a.nbytes / median_time(lambda: b.copy_(a), repeats + 2) / 1e9
+
+
+def one_token_pass(student, repeats: int) -> dict:  # noqa: ANN001
+    """One forward pass of the loaded model over a single token: the floor under any one-finding request,
+    where every weight is read once for a handful of tokens."""
+    model = student.model
+    ids = torch.tensor([[student.pad_id]], device=student.device)
+    keep = {"logits_to_keep": 1} if student.keeps_logits else {}
+    with torch.inference_mode():
+        model(input_ids=ids, **keep)
+        seconds = median_time(lambda: model(input_ids=ids, **keep), repeats + 4)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return {"seconds": seconds, "weight_gb": weight_bytes / 1e9, "weights_read_gbs": weight_bytes / seconds / 1e9}
 
 
 def scored_labels(student, task, inputs: list, repeats: int) -> tuple[list, float]:  # noqa: ANN001
@@ -190,6 +213,7 @@ def main() -> None:
     out["scoring"] = {"items_per_s": len(inputs) / seconds, "tokens_per_s": tokens / seconds, "gflops": gflops,
                       "share_of_peak": gflops / out["peak_gflops"], "naive_items_per_s": len(inputs) / naive_seconds,
                       "speedup_over_naive": naive_seconds / seconds}
+    out["one_token_pass"] = one_token_pass(student, args.repeats) | {"copy_bandwidth_gbs": copy_bandwidth_gbs(args.repeats)}
 
     # Generation: the explain path's generator against plain generate() on the same prefixes.
     prefixes = [p + label_ids[0] for p in prompts[:8]]
@@ -222,6 +246,10 @@ def main() -> None:
     print(f"scoring:    {s['items_per_s']:.2f} items/s, {s['tokens_per_s']:.0f} tokens/s, {s['gflops']:.0f} GFLOP/s "
           f"({s['share_of_peak']:.0%} of peak); naive per-label passes {s['naive_items_per_s']:.2f} items/s "
           f"({s['speedup_over_naive']:.1f}x slower)")
+    f = out["one_token_pass"]
+    print(f"one token, one forward pass (the floor under rating one finding): {1000 * f['seconds']:.0f} ms, reading "
+          f"{f['weight_gb']:.2f} GB of weights at {f['weights_read_gbs']:.1f} GB/s (a 256 MB memory copy: "
+          f"{f['copy_bandwidth_gbs']:.1f} GB/s read + written)")
     a = out["adapter_scoring"]
     print(f"scoring with a LoRA adapter: {a['items_per_s']:.2f} items/s (merged, shared prefix reused); "
           f"{a['speedup_over_unmerged']:.2f}x PEFT's unmerged adapter ({a['unmerged_items_per_s']:.2f} items/s, same label on "
