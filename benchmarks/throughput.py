@@ -87,7 +87,7 @@ def copy_bandwidth_gbs(repeats: int) -> float:
 def one_token_pass(student, repeats: int) -> dict:  # noqa: ANN001
     """One forward pass of the loaded model over a single token: the floor under any one-finding request,
     where every weight is read once for a handful of tokens."""
-    model = student.model
+    model = student.inference_model()  # the model that answers
     ids = torch.tensor([[student.pad_id]], device=student.device)
     keep = {"logits_to_keep": 1} if student.keeps_logits else {}
     with torch.inference_mode():
