@@ -80,6 +80,8 @@ class HFStudent:
             self.end_ids = [tok.eos_token_id] if tok.eos_token_id is not None else []
         self.stop_ids = sorted({i for i in (tok.eos_token_id, *self.end_ids[:1]) if i is not None})
         self.keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        if self.keeps_logits:
+            _contiguous_head_input(self.model)
         self._adapter: Path | str | None = None  # the saved adapter now loaded; "unsaved" mid-training
         self._merged: torch.nn.Module | None = None  # the adapter merged into a copy of the weights, for answering
         self._prefix: tuple[torch.nn.Module, tuple[int, ...], object] | None = None  # (model, ids, KV cache)
@@ -223,7 +225,8 @@ class HFStudent:
         key = tuple(template[:n])
         if self._prefix is None or self._prefix[0] is not model or self._prefix[1] != key:
             with torch.inference_mode():
-                cache = model(input_ids=torch.tensor([key], device=self.device), use_cache=True).cache
+                keep = {"logits_to_keep": 1} if self.keeps_logits else {}  # only its cache is used
+                cache = model(input_ids=torch.tensor([key], device=self.device), use_cache=True, **keep).cache
             self._prefix = (model, key, cache)
         return n, self._prefix[2]
 
@@ -347,6 +350,23 @@ def _device_and_dtype(config: StudentConfig) -> tuple[torch.device, torch.dtype]
     # CPUs with native bf16 (AVX512-BF16, AMX) score 3-4x faster and train ~1.3x faster in bf16 at the same
     # accuracy; PEFT keeps the LoRA weights themselves in fp32, so small updates are not rounded away.
     return device, torch.bfloat16 if device.type == "cpu" and _cpu_has_bf16() else torch.float32
+
+
+def _contiguous_head_input(model: torch.nn.Module) -> None:
+    """Hand the vocabulary projection a contiguous copy of the few positions `logits_to_keep` keeps.
+
+    transformers projects `hidden[:, -k:, :]`, a view torch.matmul cannot fold into one 2-D matmul, so it ran
+    a batched matmul over the weight expanded per prompt: the 113 MB projection streamed once per row of the
+    batch. Scoring 16 prompts, that was 132 ms against 18 ms for a copy of the rows (2-core AVX2 CPU, fp32),
+    6.5% of the whole batch; training and generation's first step slice the same way. The copy is k rows.
+    The hook travels with deep copies, so the merged answering model has it too."""
+    head = model.get_output_embeddings()
+    if head is not None:
+        head.register_forward_pre_hook(_contiguous_args)
+
+
+def _contiguous_args(_module: torch.nn.Module, args: tuple) -> tuple:
+    return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
 
 
 def _cpu_has_bf16() -> bool:
