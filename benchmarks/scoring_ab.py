@@ -3,8 +3,8 @@
 Machine speed on shared or throttling CPUs drifts by 20-50% between runs, so two separate benchmark runs
 cannot show a 10-20% change. This loads `mentor/students/hf.py` as it was at `--ref` next to today's, on
 the same loaded model, and alternates the two item by item: one-finding requests (median ms) and batches
-(items/s), then the share of items on which both chose the same label and the largest probability
-difference. Only `answer` and the scoring methods (and, where `--ref` has it, hf_scoring.py's functions) are
+(items/s), then, for the single items and the batch, the share of items on which both chose the same
+label and the largest probability difference. Only `answer` and the scoring methods (and, where `--ref` has it, hf_scoring.py's functions) are
 swapped in, so both share the model and tokenizer.
 
     python benchmarks/scoring_ab.py --ref HEAD~1 --data ../shared/data/severity/dev.jsonl
@@ -101,11 +101,12 @@ def main() -> None:
                 answers[version].append(student.answer(task, [item])[0])
                 seconds[version].append(time.perf_counter() - started)
         batch_seconds = {"old": [], "new": []}
+        batch_answers = {}
         for i in range(args.batches):
             for version in ("old", "new") if i % 2 == 0 else ("new", "old"):
                 use(version)
                 started = time.perf_counter()
-                student.answer(task, batch)
+                batch_answers[version] = student.answer(task, batch)
                 batch_seconds[version].append(time.perf_counter() - started)
 
     kind = cpu_kind()
@@ -117,9 +118,10 @@ def main() -> None:
               f"a batch of {len(batch)} {len(batch) / statistics.median(batch_seconds[version]):.2f} items/s")
     print(f"speed-up: one finding {statistics.median(seconds['old']) / statistics.median(seconds['new']):.2f}x, "
           f"batch {statistics.median(batch_seconds['old']) / statistics.median(batch_seconds['new']):.2f}x")
-    same = sum(a.parsed == b.parsed for a, b in zip(answers["old"], answers["new"]))
-    diff = max(abs(a.probs[k] - b.probs[k]) for a, b in zip(answers["old"], answers["new"]) for k in a.probs)
-    print(f"same label on {same} of {len(singles)} items; largest probability difference {diff:.2g}")
+    for name, pair in (("one at a time", answers), ("in the batch", batch_answers)):
+        same = sum(a.parsed == b.parsed for a, b in zip(pair["old"], pair["new"]))
+        diff = max(abs(a.probs[k] - b.probs[k]) for a, b in zip(pair["old"], pair["new"]) for k in a.probs)
+        print(f"{name}: same label on {same} of {len(pair['new'])} items; largest probability difference {diff:.2g}")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,8 @@ class StudentConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay", ge=0)
     max_length: int = _f(320, "longest training sequence in tokens (prompt is clipped, the answer never)", ge=48)
     max_new_tokens: int = _f(96, "most tokens generated for free-text output fields", ge=1)
-    eval_batch_size: int = _f(16, "questions scored per forward pass", ge=1)
+    eval_batch_size: int = _f(16, "most questions scored per forward pass (batches are cut where prompt lengths "
+                                  "jump, so little is padding)", ge=1)
     merged_inference: bool = _f(True, "answer with the adapter merged into a copy of the weights (~1.2x faster scoring "
                                       "on a CPU, same answers; costs one more copy of the model in memory)")
     dtype: str = _f("auto", "'auto' (bf16 on a GPU or CPU with native bf16, else fp32), 'float32', 'bfloat16', 'float16'", choices=("auto", "float32", "bfloat16", "float16"))

@@ -20,6 +20,7 @@ from mentor.records import Example
 from mentor.students import StudentError
 from mentor.students import bundled
 from mentor.students.hf import HFStudent
+from mentor.students.hf_scoring import chunks
 from mentor.students.scripted import ScriptedStudent
 from mentor.tasks import EXPLAIN, SEVERITY, Task
 from tests.tiny_model import save_tiny_model
@@ -67,7 +68,8 @@ def flat(probs: list[dict[str, float]]) -> list[float]:
 def test_answers_are_valid_labels_with_probabilities(student):
     done = []
     answers = student.answer(SEVERITY, ITEMS, progress=done.append)
-    assert sum(done) == len(ITEMS) and len(done) == math.ceil(len(ITEMS) / CONFIG.eval_batch_size)
+    assert sum(done) == len(ITEMS) and len(done) >= math.ceil(len(ITEMS) / CONFIG.eval_batch_size)
+    assert max(done) <= CONFIG.eval_batch_size
     for answer in answers:
         assert answer.parsed is not None and answer.parsed["issue_type"] in SEVERITY.labels
         assert answer.raw == answer.parsed["issue_type"]
@@ -75,6 +77,21 @@ def test_answers_are_valid_labels_with_probabilities(student):
         assert sum(answer.probs.values()) == pytest.approx(1.0, abs=1e-5)
         assert answer.parsed["issue_type"] == max(answer.probs, key=answer.probs.get)
         assert answer.seconds > 0
+
+
+def test_batches_are_cut_where_lengths_jump_and_never_exceed_the_batch_size():
+    lengths = [41, 43, 46, 47, 51, 52, 53, 53, 54, 55, 56, 56, 57, 57, 58, 59,
+               61, 62, 65, 66, 67, 68, 68, 68, 68, 70, 72, 72, 75, 77, 101, 115]  # 32 third-party findings
+    spans = chunks(lengths, 16)
+    assert [i for span in spans for i in span] == list(range(len(lengths)))  # every prompt once, in order
+    assert all(0 < len(span) <= 16 for span in spans)
+    padded = sum(len(span) * lengths[span[-1]] for span in spans)
+    assert padded < 16 * lengths[15] + 16 * lengths[31]  # fewer positions than two fixed batches of 16 (2,784)
+    assert spans[-1] == range(30, 32)  # the two long ones are not padding fourteen short ones
+    assert len(chunks([80] * 40, 16)) == 3  # equal lengths: as few passes as the size allows
+    assert chunks([], 16) == []
+    with pytest.raises(ValueError, match="ascending"):
+        chunks([5, 3], 16)
 
 
 @pytest.mark.parametrize("chat", [True, False], ids=["chat-template", "plain-prompt"])

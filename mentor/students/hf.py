@@ -36,7 +36,7 @@ from mentor import calibration, console
 from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
-from mentor.students.hf_scoring import label_scores, left_pad
+from mentor.students.hf_scoring import chunks, label_scores, left_pad
 from mentor.students.hf_training import AnswerLoss, Progress, save_atomically
 from mentor.tasks import Task
 
@@ -159,9 +159,9 @@ class HFStudent:
             self.model.eval()
         model = self.inference_model()
         shared = self._shared_prefix(model, task, prompts) if labels else None
-        size = max(1, self.config.eval_batch_size)
-        for start in range(0, len(order), size):
-            batch = order[start:start + size]
+        # Batches of at most eval_batch_size, cut where the sorted lengths jump, so little is padding.
+        for span in chunks([len(prompts[i]) for i in order], max(1, self.config.eval_batch_size)):
+            batch = [order[k] for k in span]
             started = time.perf_counter()
             with torch.inference_mode():
                 chosen, probs = [None] * len(batch), [None] * len(batch)

@@ -1,12 +1,38 @@
 """Label scoring for the Hugging Face student: each label's log-likelihood after each prompt, in as few
-forward passes as the labels allow. Split out of hf.py, which prepares the prompts and turns these scores
-into answers; nothing here tokenizes or knows the task."""
+forward passes as the labels allow, over batches cut where the prompts' lengths jump. Split out of hf.py,
+which prepares the prompts and turns these scores into answers; nothing here tokenizes or knows the task."""
 
 from __future__ import annotations
 
 import copy
 
 import torch
+
+
+# What one forward pass costs beyond its tokens, counted in tokens: a pass streams every weight once however
+# few rows it has (one token took 111 ms and 86 tokens 394 ms on a 2-core AVX2 CPU in fp32, ~3.3 ms a token).
+PASS_OVERHEAD_TOKENS = 32
+
+
+def chunks(lengths: list[int], most: int, overhead: int = PASS_OVERHEAD_TOKENS) -> list[range]:
+    """Split prompts sorted by length into consecutive batches of at most `most`, where padded tokens
+    (each batch is as wide as its longest prompt) plus `overhead` per pass add up to the least.
+
+    Fixed-size batches pad a short prompt to the longest one beside it: on 32 third-party findings the
+    batches of 16 ran 2,784 token positions for 2,013 real tokens. A cut before each jump in length keeps
+    that waste small; the overhead keeps batches from splitting for a token or two."""
+    n = len(lengths)
+    if any(a > b for a, b in zip(lengths, lengths[1:])):
+        raise ValueError("chunks needs the prompts' lengths in ascending order")
+    best = [0] + [0] * n  # best[i]: least cost of the first i prompts
+    cut = [0] * (n + 1)
+    for i in range(1, n + 1):
+        best[i], cut[i] = min((best[j] + (i - j) * lengths[i - 1] + overhead, j) for j in range(max(0, i - most), i))
+    spans, i = [], n
+    while i > 0:
+        spans.append(range(cut[i], i))
+        i = cut[i]
+    return spans[::-1]
 
 
 def left_pad(rows: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
