@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 
 
@@ -24,10 +25,14 @@ def chunks(lengths: list[int], most: int, overhead: int = PASS_OVERHEAD_TOKENS) 
     n = len(lengths)
     if any(a > b for a, b in zip(lengths, lengths[1:])):
         raise ValueError("chunks needs the prompts' lengths in ascending order")
-    best = [0] + [0] * n  # best[i]: least cost of the first i prompts
+    best = np.zeros(n + 1, dtype=np.int64)  # best[i]: least cost of the first i prompts
     cut = [0] * (n + 1)
     for i in range(1, n + 1):
-        best[i], cut[i] = min((best[j] + (i - j) * lengths[i - 1] + overhead, j) for j in range(max(0, i - most), i))
+        first = max(0, i - most)
+        starts = np.arange(first, i)
+        costs = best[first:i] + (i - starts) * lengths[i - 1] + overhead
+        k = int(np.argmin(costs))
+        best[i], cut[i] = costs[k], first + k
     spans, i = [], n
     while i > 0:
         spans.append(range(cut[i], i))
