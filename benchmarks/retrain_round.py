@@ -13,6 +13,7 @@ calibrated and scored the same way.
 
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 student.learning_rate=2e-4
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 --fresh --replay 1
+    python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 --start /tmp/r1 student.lora.rank=128
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --average 0.5
 """
 
@@ -46,6 +47,8 @@ def main() -> None:
     parser.add_argument("--round", type=int, required=True, help="the round to retrain (1 or later)")
     parser.add_argument("--out", type=Path, help="folder for the retrained adapter (required unless --average)")
     parser.add_argument("--fresh", action="store_true", help="start from the untuned model, not round N-1's adapter")
+    parser.add_argument("--start", type=Path, metavar="ADAPTER",
+                        help="start from this adapter (say, round N-1 retrained by an earlier call), not round N-1's")
     parser.add_argument("--replay", type=float, help="share of the earlier rounds' examples trained again "
                                                      "(default: the run's loop.replay)")
     parser.add_argument("--average", type=float, metavar="ALPHA",
@@ -54,7 +57,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.average is None and args.out is None:
         parser.error("--out is required when retraining")
-    if args.average is not None and (args.overrides or args.fresh or args.replay is not None):
+    if args.fresh and args.start:
+        parser.error("--fresh and --start name two starting points: give one")
+    if args.start and not (args.start / "adapter_config.json").is_file():
+        parser.error(f"--start {args.start}: no adapter_config.json there")
+    if args.average is not None and (args.overrides or args.fresh or args.start or args.replay is not None):
         parser.error("--average retrains nothing: it takes no training settings")
     if args.average is not None and not 0 <= args.average <= 1:
         parser.error(f"--average {args.average}: expected a weight between 0 and 1")
@@ -105,11 +112,12 @@ def main() -> None:
         earlier = [e for e in ctx.store.curriculum(run_id) if e.meta["round"] < args.round]
         replay = ctx.config.loop.replay if args.replay is None else args.replay
         train = training_set(new, earlier, replay, ctx.config.seed, args.round)
-        if not args.fresh and previous is not None:
-            student.use_adapter(Path(previous))
+        start = args.start or (None if args.fresh else previous)
+        if start is not None:
+            student.use_adapter(Path(start))
         report = student.finetune(task, train, args.out)
         what = (f"round {args.round} retrained on {len(train)} examples ({len(new)} new, replay {replay}) from "
-                f"{'the untuned model' if args.fresh or previous is None else f'round {args.round - 1}'}: "
+                f"{args.start or ('the untuned model' if args.fresh or previous is None else f'round {args.round - 1}')}: "
                 f"lr {student_config.learning_rate}, {student_config.epochs} epochs")
         print(f"{what}: fine-tuning {report.seconds:.0f} s, {report.steps} steps, last loss {report.final_loss:.3f}")
     student.offsets = None
