@@ -14,7 +14,12 @@ calibrated and scored the same way.
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 student.learning_rate=2e-4
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 --fresh --replay 1
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 --start /tmp/r1 student.lora.rank=128
+    python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --out /tmp/r2 --explanations
     python benchmarks/retrain_round.py --home runs/ --run 1 --round 2 --average 0.5
+
+--explanations trains a severity run's round with each example's explanation from the run's data source as a
+second target (the explain task's format: the label, then the explanation), then calibrates and scores labels
+with that task's prompt.
 """
 
 from __future__ import annotations
@@ -36,8 +41,23 @@ from mentor import calibration  # noqa: E402
 from mentor.config import ConfigError, with_overrides  # noqa: E402
 from mentor.curriculum import training_set  # noqa: E402
 from mentor.metrics import paired_bootstrap  # noqa: E402
-from mentor.runner import calibration_set, holdout_of  # noqa: E402
+from mentor.records import Example  # noqa: E402
+from mentor.runner import calibration_set, holdout_of, pool_of  # noqa: E402
 from mentor.targets import run_context  # noqa: E402
+from mentor.tasks import EXPLAIN, Task  # noqa: E402
+
+
+def with_explanations(ctx, task: Task, examples: list[Example], created: str) -> tuple[Task, list[Example]]:  # noqa: ANN001
+    """The explain task and `examples` with each one's explanation from the run's data source as a second output."""
+    if task.name != "severity":
+        raise SystemExit(f"--explanations: the run's task is {task.name!r}; it applies to a severity run")
+    key = lambda e: tuple(e.input.get(f, "") for f in EXPLAIN.input_fields)  # noqa: E731
+    explained = {key(e): e.output.get("explanation") for e in pool_of(ctx.config, EXPLAIN, ctx.home, until=created)}
+    missing = [e for e in examples if not explained.get(key(e))]
+    if missing:
+        raise SystemExit(f"--explanations: {len(missing)} of {len(examples)} curriculum examples have no explanation "
+                         f"in the run's data source (the first: {missing[0].input.get('review', '')[:80]!r})")
+    return EXPLAIN, [dataclasses.replace(e, output={**e.output, "explanation": explained[key(e)]}) for e in examples]
 
 
 def main() -> None:
@@ -51,6 +71,8 @@ def main() -> None:
                         help="start from this adapter (say, round N-1 retrained by an earlier call), not round N-1's")
     parser.add_argument("--replay", type=float, help="share of the earlier rounds' examples trained again "
                                                      "(default: the run's loop.replay)")
+    parser.add_argument("--explanations", action="store_true",
+                        help="train with the data source's explanations as a second target (the explain task's format)")
     parser.add_argument("--average", type=float, metavar="ALPHA",
                         help="no training: score ALPHA * round N-1 + (1 - ALPHA) * round N, merged weights")
     parser.add_argument("overrides", nargs="*", help="student.KEY=VALUE training settings, e.g. student.epochs=2")
@@ -61,7 +83,8 @@ def main() -> None:
         parser.error("--fresh and --start name two starting points: give one")
     if args.start and not (args.start / "adapter_config.json").is_file():
         parser.error(f"--start {args.start}: no adapter_config.json there")
-    if args.average is not None and (args.overrides or args.fresh or args.start or args.replay is not None):
+    if args.average is not None and (args.overrides or args.fresh or args.start or args.explanations
+                                     or args.replay is not None):
         parser.error("--average retrains nothing: it takes no training settings")
     if args.average is not None and not 0 <= args.average <= 1:
         parser.error(f"--average {args.average}: expected a weight between 0 and 1")
@@ -112,13 +135,16 @@ def main() -> None:
         earlier = [e for e in ctx.store.curriculum(run_id) if e.meta["round"] < args.round]
         replay = ctx.config.loop.replay if args.replay is None else args.replay
         train = training_set(new, earlier, replay, ctx.config.seed, args.round)
+        if args.explanations:
+            task, train = with_explanations(ctx, task, train, created)
         start = args.start or (None if args.fresh else previous)
         if start is not None:
             student.use_adapter(Path(start))
         report = student.finetune(task, train, args.out)
         what = (f"round {args.round} retrained on {len(train)} examples ({len(new)} new, replay {replay}) from "
                 f"{args.start or ('the untuned model' if args.fresh or previous is None else f'round {args.round - 1}')}: "
-                f"lr {student_config.learning_rate}, {student_config.epochs} epochs")
+                f"lr {student_config.learning_rate}, {student_config.epochs} epochs"
+                + (", the explanations as a second target" if args.explanations else ""))
         print(f"{what}: fine-tuning {report.seconds:.0f} s, {report.steps} steps, last loss {report.final_loss:.3f}")
     student.offsets = None
     t = time.perf_counter()
