@@ -128,6 +128,10 @@ class TeacherConfig:
                          "the current student score before each exam, to find what it gets wrong or is least sure of", ge=0)
     explore: float = _f(0.25, "share of an item-level reference teacher's picks drawn at random within each label "
                               "instead of by the student's weaknesses", ge=0, le=1)
+    variants: int = _f(1, "a reference teacher's curriculum teaches each new pool item it picks together with up to "
+                          "this many - 1 other pool items of the same finding and label (sharing an input field: the "
+                          "same review on other code), so the student meets a finding in several contexts; 1 = off",
+                       ge=1)
     # The hosted teacher (openai:MODEL); the reference teacher ignores these.
     base_url: str = _f("", "OpenAI-compatible server for openai:MODEL; empty = $MENTOR_OPENAI_BASE_URL, else "
                            "$OPENAI_BASE_URL, else https://api.openai.com/v1")

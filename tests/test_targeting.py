@@ -82,7 +82,7 @@ def test_curriculum_picks_the_probed_items_the_student_gets_wrong_first():
     labels_only = ReferenceTeacher(seed=0, signals=(), explore=0.0).grade(SEVERITY, results, pool, 8, set(), 1, probed)
     assert {SEVERITY.key(e.input) for e in labels_only.dataset} != picked
     assert grade.detail["targeting"] == {"signals": ["margin"], "probed": 24, "ranked": 24, "explore": 0.0,
-                                           "label_quota": "weakness"}
+                                           "label_quota": "weakness", "variants": 1}
 
 
 def test_unsure_items_come_before_confidently_wrong_ones():
@@ -175,6 +175,6 @@ def test_natural_label_quota_follows_the_data_source():
 def test_each_teacher_names_the_settings_it_never_reads():
     from mentor.teachers import unused_settings
 
-    assert unused_settings("random") == {"probe", "explore"} == unused_settings("reference")
+    assert unused_settings("random") == {"probe", "explore", "variants"} == unused_settings("openai:gpt-4o-mini")
+    assert unused_settings("reference") == {"probe", "explore"}  # it reads teacher.variants
     assert unused_settings("reference:natural") == set() and unused_settings("reference:natural-nearest") == {"probe"}
-    assert unused_settings("openai:gpt-4o-mini") == {"probe", "explore"}

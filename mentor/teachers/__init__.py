@@ -82,12 +82,12 @@ def teacher_needs_labels(config: TeacherConfig) -> bool:
 
 
 def unused_settings(name: str) -> set[str]:
-    """The `teacher.*` settings (probe, explore) that the named teacher never reads, so that two runs differing
-    only in them did the same thing (a study's random control with `teacher.probe` overridden, say)."""
+    """The `teacher.*` settings (probe, explore, variants) that the named teacher never reads, so that two runs
+    differing only in them did the same thing (a study's random control with `teacher.probe` overridden, say)."""
     if name in REFERENCE_VARIANTS:
         signals = REFERENCE_VARIANTS[name][0]
         return ({"probe"} if "margin" not in signals else set()) | ({"explore"} if not signals else set())
-    return {"probe", "explore"} if name == "random" or name.startswith("openai:") else set()
+    return {"probe", "explore", "variants"} if name == "random" or name.startswith("openai:") else set()
 
 
 def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None = None, **options: Any) -> Teacher:
@@ -97,7 +97,7 @@ def make_teacher(config: TeacherConfig, seed: int, record: CallRecorder | None =
 
         signals, label_quota = REFERENCE_VARIANTS[name]
         return ReferenceTeacher(seed=seed, signals=signals, probe_size=config.probe if "margin" in signals else 0,
-                                explore=config.explore, label_quota=label_quota, name=name)
+                                explore=config.explore, label_quota=label_quota, name=name, variants=config.variants)
     if name == "random":
         from mentor.teachers.random import RandomTeacher
 

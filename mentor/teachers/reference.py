@@ -11,7 +11,10 @@ It plays the teacher's part without an LLM so the whole loop runs on a laptop wi
   within each label are chosen by the student's margin on probed pool items (the exam, too, asks where it
   is least sure) and by nearness to the exam's mistakes, with a share of random exploration;
 - `label_quota="source"` ("reference:natural") splits exams and curricula across labels in the data
-  source's own proportions instead of by weakness, so the student's label prior stays that of real data.
+  source's own proportions instead of by weakness, so the student's label prior stays that of real data;
+- `variants` > 1 teaches each new pool item the curriculum picks together with other pool items of the same
+  finding (items sharing an input field with it, as `mentor.calibration.twin_groups` groups them: the same
+  review on other code), so the student sees a finding more than once in other contexts instead of once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Callable, Sequence
 
+from mentor.calibration import twin_groups
 from mentor.records import Example, ExamResult, Grade
 from mentor.tasks import Task
 from mentor.teachers import targeting
@@ -36,7 +40,7 @@ class ReferenceTeacher:
     needs_labels = True
 
     def __init__(self, seed: int = 0, signals: Sequence[str] = (), probe_size: int = 0, explore: float = 0.25,
-                 label_quota: str = "weakness", name: str = "reference"):
+                 label_quota: str = "weakness", name: str = "reference", variants: int = 1):
         unknown = set(signals) - set(targeting.SIGNALS)
         if unknown:
             raise ValueError(f"unknown targeting signal(s) {sorted(unknown)}; known: {', '.join(targeting.SIGNALS)}")
@@ -45,7 +49,9 @@ class ReferenceTeacher:
         self.label_quota = label_quota
         if not 0.0 <= explore <= 1.0:
             raise ValueError(f"teacher.explore must be between 0 and 1, got {explore}")
-        self.seed, self.signals, self.explore, self.name = seed, tuple(signals), explore, name
+        if variants < 1:
+            raise ValueError(f"teacher.variants must be at least 1, got {variants}")
+        self.seed, self.signals, self.explore, self.name, self.variants = seed, tuple(signals), explore, name, variants
         self.probe_size = probe_size if "margin" in self.signals else 0
 
     def _rng(self, purpose: str, round_no: int) -> random.Random:
@@ -67,10 +73,13 @@ class ReferenceTeacher:
         counts = Counter(e.output.get(task.label_field) for e in source)
         return {label: float(counts[label]) for label in task.labels if counts[label]}
 
-    def _arranger(self, task: Task, priority: dict[str, float]) -> Callable[[list[Example], random.Random], None]:
+    def _arranger(self, task: Task, priority: dict[str, float],
+                  finding: dict[str, int] | None = None) -> Callable[[list[Example], random.Random], None]:
         def arrange(group: list[Example], rng: random.Random) -> None:
             _heavier_first(group, rng)
             targeting.arrange(task, group, priority, self.explore, rng)
+            if finding is not None:
+                _variants_together(task, group, finding, self.variants)
         return arrange
 
     # ---- steps 3 and 4: grade and write the curriculum -----------------------------------------
@@ -91,10 +100,14 @@ class ReferenceTeacher:
         priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
                                                  missed, self.signals)
         weights = self._label_weights(task, source, detail["weights"])
-        dataset += _sample_by_label(task, extra, n_new - len(dataset), weights, rng, self._arranger(task, priority))
+        finding = None
+        if self.variants > 1:
+            finding = {task.key(e.input): g for e, g in zip(extra, twin_groups(task, extra))}
+        dataset += _sample_by_label(task, extra, n_new - len(dataset), weights, rng,
+                                    self._arranger(task, priority, finding))
         dataset = [Example(e.input, e.output, source=f"teacher:{e.source or 'pool'}", meta=e.meta) for e in dataset]
         detail["targeting"] = {"signals": list(self.signals), "probed": len(probed), "ranked": len(priority),
-                               "explore": self.explore, "label_quota": self.label_quota}
+                               "explore": self.explore, "label_quota": self.label_quota, "variants": self.variants}
         return Grade(proficiency, feedback, dataset, detail)
 
 
@@ -178,6 +191,23 @@ def _sample_by_label(task: Task, items: list[Example], n: int, weights: dict[str
     chosen += leftovers[: n - len(chosen)]
     rng.shuffle(chosen)
     return chosen
+
+
+def _variants_together(task: Task, group: list[Example], finding: dict[str, int], variants: int) -> None:
+    """Reorder one label's arranged items in place so that each finding's first item is followed by up to
+    `variants` - 1 more of the same finding; the finding's items beyond that go to the end. Taking the first k
+    items then teaches about k / variants findings, each in up to `variants` contexts."""
+    members: dict[int, list[Example]] = defaultdict(list)
+    for item in group:
+        members[finding[task.key(item.input)]].append(item)
+    together: list[Example] = []
+    later: list[Example] = []
+    for item in group:
+        same = members.pop(finding[task.key(item.input)], None)
+        if same is not None:
+            together += same[:variants]
+            later += same[variants:]
+    group[:] = together + later
 
 
 def _heavier_first(items: list[Example], rng: random.Random) -> None:
