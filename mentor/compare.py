@@ -28,6 +28,7 @@ import numpy as np
 from mentor.data import DataError, bundled_path, dedupe, load_examples
 from mentor.evaluate import report, stratified_sample
 from mentor.judge import FIXED_SYSTEMS, Judge, JudgeError, compare_explanations, cross_check, fixed_texts, second_judge
+from mentor.calibration import twin_groups
 from mentor.metrics import paired_bootstrap
 from mentor.records import Answer, Example
 from mentor.targets import RunContext, Target, resolve_systems
@@ -81,15 +82,17 @@ def compare(targets: list[Target], examples: list[Example], data: str, progress:
     """Every target measured on the same examples: {"data", "task", "n", "systems": [per-system report]}.
 
     With a label set, every system after the first also gets "vs_first": its macro-F1 minus the first
-    system's, with a paired bootstrap interval and the share of resamples in which it scores higher.
+    system's, with a paired bootstrap interval and the share of resamples in which it scores higher; the
+    resamples draw whole findings (items sharing an input field) when some items share one.
     """
     measured = [_measure(t, examples, progress, latency_items) for t in targets]
     task = targets[0].task if targets else None
     if task is not None and task.label_field and examples:
         truths = [e.output[task.label_field] for e in examples]
+        findings = twin_groups(task, examples)  # items of one finding are resampled together
         first_report, first_predicted = measured[0]
         for report_, predicted in measured[1:]:
-            paired = paired_bootstrap(list(task.labels), truths, first_predicted, predicted)
+            paired = paired_bootstrap(list(task.labels), truths, first_predicted, predicted, groups=findings)
             report_["vs_first"] = {"system": first_report["system"], **paired}
     return {"data": data, "task": task.name if task else None, "n": len(examples),
             "systems": [report_ for report_, _ in measured]}

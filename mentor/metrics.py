@@ -86,16 +86,48 @@ def bootstrap_ci(labels: list[str], truths: list[str], predictions: list[str | N
 
 
 def paired_bootstrap(labels: list[str], truths: list[str], first: list[str | None], other: list[str | None],
-                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict[str, Any]:
+                     resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                     groups: list[int] | None = None) -> dict[str, Any]:
     """Macro-F1 of `other` minus `first` on the same items: the difference, its percentile 95% interval over
     seeded resamples drawn once for both (paired, so item difficulty cancels), and the share of resamples
-    in which `other` scores higher."""
+    in which `other` scores higher.
+
+    `groups` (a group number per item, e.g. `mentor.calibration.twin_groups`: items sharing a review) makes the
+    resamples draw whole groups: items of one finding are not independent (a holdout may hold the same review
+    on sixteen snippets, all right or all wrong together), and drawing them one by one gives intervals too
+    narrow. "unit" says which was resampled, "groups" how many there were.
+    """
+    whole = np.arange(len(truths))[None, :]
     t, draws = resample_indices(labels, truths, resamples, seed)
-    diff = resampled_scores(labels, t, other, draws)[1] - resampled_scores(labels, t, first, draws)[1]
-    whole = np.arange(len(t))[None, :]
     point = float(resampled_scores(labels, t, other, whole)[1][0] - resampled_scores(labels, t, first, whole)[1][0])
+    found = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else None
+    if found is not None and len(found) != len(t):
+        raise ValueError(f"{len(found)} groups for {len(t)} items")
+    if found is None or found.max() + 1 == len(t):
+        diff = resampled_scores(labels, t, other, draws)[1] - resampled_scores(labels, t, first, draws)[1]
+        unit, n_groups = "item", len(t)
+    else:
+        n_groups = int(found.max()) + 1
+        picks = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
+        counts = np.zeros((resamples, n_groups))
+        np.add.at(counts, (np.arange(resamples)[:, None], picks), 1)
+        weights = counts[:, found]  # how often each item is in each resample: its group's draws
+        diff = _weighted_macro_f1(labels, t, other, weights) - _weighted_macro_f1(labels, t, first, weights)
+        unit = "finding"
     return {"macro_f1_diff": point, "ci": percentile_interval(diff), "share_higher": float(np.mean(diff > 0)),
-            "resamples": resamples, "seed": seed}
+            "resamples": resamples, "seed": seed, "unit": unit, "groups": n_groups}
+
+
+def _weighted_macro_f1(labels: list[str], t: np.ndarray, predictions: list[str | None], weights: np.ndarray) -> np.ndarray:
+    """Macro-F1 for each row of per-item multiplicities `weights` (resamples x items)."""
+    columns = list(labels) + [UNPARSEABLE]
+    p = np.array([columns.index(x) if x in columns else len(labels) for x in predictions])
+    k, resamples = len(columns), weights.shape[0]
+    cells = (np.arange(resamples)[:, None] * (k * k) + (t * k + p)[None, :]).ravel()
+    counts = np.bincount(cells, weights=weights.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+    diag = np.einsum("bii->bi", counts)[:, :len(labels)]
+    denom = counts.sum(axis=2)[:, :len(labels)] + counts.sum(axis=1)[:, :len(labels)]
+    return np.divide(2 * diag, denom, out=np.zeros(diag.shape, dtype=float), where=denom > 0).mean(axis=1)
 
 
 def resample_indices(labels: list[str], truths: list[str], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

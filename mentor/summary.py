@@ -166,9 +166,12 @@ def comparison_table(result: dict[str, Any]) -> list[Table]:
     paired = [s for s in result["systems"] if s.get("vs_first")]
     if paired:
         first = paired[0]["vs_first"]["system"]
+        v0 = paired[0]["vs_first"]
+        drawn = (f"resamples of the {v0['groups']} findings (items sharing a review or code drawn together)"
+                 if v0.get("unit") == "finding" else "resamples")
         diff = Table(title=f"macro-F1 against {first}, paired on the same items",
-                     caption=f"[95% paired bootstrap interval]; higher in: share of {paired[0]['vs_first']['resamples']} "
-                             "resamples in which the system scores higher")
+                     caption=f"[95% paired bootstrap interval]; higher in: share of {v0['resamples']} {drawn} "
+                             "in which the system scores higher")
         for name in ("system", "difference", "higher in"):
             diff.add_column(name, justify="left" if name == "system" else "right")
         for s in paired:

@@ -74,6 +74,7 @@ def test_tfidf_learns_the_run_curriculum_and_beats_guessing(run):
     assert "vs_first" not in base and paired["system"] == base["system"]
     assert paired["macro_f1_diff"] == pytest.approx(tfidf["macro_f1"] - base["macro_f1"])
     assert 0 < paired["ci"][0] <= paired["macro_f1_diff"] <= paired["ci"][1] and paired["share_higher"] == 1.0
+    assert paired["unit"] == "item" and paired["groups"] == 24  # no two items share a review or code here
     assert "paired on the same items" in _eval("--data", str(data), "--models", "base,tfidf")
 
 

@@ -108,3 +108,30 @@ def test_paired_bootstrap_of_a_system_against_itself_and_a_better_one():
         f1_score(truths, weak, labels=LABELS, average="macro", zero_division=0)
     assert result["macro_f1_diff"] == pytest.approx(expected)
     assert result["ci"][0] > 0 and result["share_higher"] == 1.0
+
+
+def test_paired_bootstrap_draws_whole_findings_when_items_share_one():
+    from mentor.metrics import paired_bootstrap
+
+    # 40 findings, each the same review on 4 snippets: a finding is all right or all wrong together.
+    rng = random.Random(5)
+    finding_labels = [rng.choice(LABELS) for _ in range(40)]
+    right_a = [rng.random() < 0.6 for _ in range(40)]
+    right_b = [rng.random() < 0.6 for _ in range(40)]
+
+    def answers(right: list[bool]) -> list[str]:
+        return [lab if ok else LABELS[(LABELS.index(lab) + 1) % 4] for lab, ok in zip(finding_labels, right) for _ in range(4)]
+
+    truths = [lab for lab in finding_labels for _ in range(4)]
+    groups = [i for i in range(40) for _ in range(4)]
+    a, b = answers(right_a), answers(right_b)
+    by_item = paired_bootstrap(LABELS, truths, a, b, resamples=400, seed=2)
+    by_finding = paired_bootstrap(LABELS, truths, a, b, resamples=400, seed=2, groups=groups)
+    assert by_item["unit"] == "item" and by_finding["unit"] == "finding" and by_finding["groups"] == 40
+    assert by_finding["macro_f1_diff"] == by_item["macro_f1_diff"]  # the point estimate does not depend on it
+    width = lambda r: r["ci"][1] - r["ci"][0]  # noqa: E731
+    assert width(by_finding) > 1.5 * width(by_item)  # about twice as wide: 40 independent units, not 160
+    # Every item its own finding: exactly the item bootstrap.
+    assert paired_bootstrap(LABELS, truths, a, b, resamples=400, seed=2, groups=list(range(160))) == by_item
+    with pytest.raises(ValueError, match="3 groups for 160 items"):
+        paired_bootstrap(LABELS, truths, a, b, groups=[0, 1, 2])
