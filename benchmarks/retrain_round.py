@@ -4,8 +4,9 @@ Retrains one round of a stored run with other training settings and scores it as
 own curriculum (plus a share of the earlier rounds' examples with --replay), from the previous round's adapter
 (or from the untuned model with --fresh), then decision offsets fitted on the run's calibration set (rebuilt
 exactly as the run split it) and the run's holdout scored. The result is compared, paired on the same holdout
-items, with the round as the run stored it and with TF-IDF + logistic regression trained on the run's
-curriculum up to that round (what `mentor eval --models best,tfidf` compares).
+items (resampling whole findings, as `mentor eval` does), with the round as the run stored it and with TF-IDF +
+logistic regression trained on the run's curriculum up to that round (what `mentor eval --models best,tfidf`
+compares).
 
 --average ALPHA retrains nothing: it scores the weight average ALPHA * (round N-1) + (1 - ALPHA) * (round N) of
 the two stored adapters, each merged into a copy of the weights (exact for LoRA, whose update is linear),
@@ -169,9 +170,9 @@ def main() -> None:
           + ", ".join(f"{label} {v:.2f}" for label, v in zip(labels, f1_score(truth, predicted, labels=labels, average=None)))
           + f"); round {args.round} as stored {f1(stored):.3f}; TF-IDF on the curriculum {f1(tfidf):.3f}")
     for name, reference in ((f"round {args.round} as stored", stored), ("TF-IDF", tfidf)):
-        pb = paired_bootstrap(labels, truth, reference, predicted)
+        pb = paired_bootstrap(labels, truth, reference, predicted, groups=calibration.twin_groups(task, holdout))
         print(f"  minus {name}: {pb['macro_f1_diff']:+.3f} [{pb['ci'][0]:+.3f}, {pb['ci'][1]:+.3f}], "
-              f"ahead in {pb['share_higher']:.0%} of resamples")
+              f"ahead in {pb['share_higher']:.0%} of resamples (of the {pb['groups']} findings)")
 
 
 if __name__ == "__main__":
