@@ -25,10 +25,10 @@ from typing import Any, Callable, ContextManager
 
 import numpy as np
 
+from mentor.calibration import twin_groups
 from mentor.data import DataError, bundled_path, dedupe, load_examples
 from mentor.evaluate import report, stratified_sample
 from mentor.judge import FIXED_SYSTEMS, Judge, JudgeError, compare_explanations, cross_check, fixed_texts, second_judge
-from mentor.calibration import twin_groups
 from mentor.metrics import paired_bootstrap
 from mentor.records import Answer, Example
 from mentor.targets import RunContext, Target, resolve_systems

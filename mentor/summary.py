@@ -165,8 +165,8 @@ def comparison_table(result: dict[str, Any]) -> list[Table]:
         tables.append(per)
     paired = [s for s in result["systems"] if s.get("vs_first")]
     if paired:
-        first = paired[0]["vs_first"]["system"]
         v0 = paired[0]["vs_first"]
+        first = v0["system"]
         drawn = (f"resamples of the {v0['groups']} findings (items sharing a review or code drawn together)"
                  if v0.get("unit") == "finding" else "resamples")
         diff = Table(title=f"macro-F1 against {first}, paired on the same items",
