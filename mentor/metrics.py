@@ -12,7 +12,7 @@ the same inputs always give the same interval.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from sklearn.metrics import (accuracy_score, cohen_kappa_score, confusion_matrix, f1_score, precision_recall_fscore_support,
@@ -90,32 +90,39 @@ def paired_bootstrap(labels: list[str], truths: list[str], first: list[str | Non
                      groups: list[int] | None = None) -> dict[str, Any]:
     """Macro-F1 of `other` minus `first` on the same items: the difference, its percentile 95% interval over
     seeded resamples drawn once for both (paired, so item difficulty cancels), and the share of resamples
-    in which `other` scores higher.
-
-    `groups` (a group number per item, e.g. `mentor.calibration.twin_groups`: items sharing a review) makes the
-    resamples draw whole groups: items of one finding are not independent (a holdout may hold the same review
-    on sixteen snippets, all right or all wrong together), and drawing them one by one gives intervals too
-    narrow. "unit" says which was resampled, "groups" how many there were.
-    """
-    whole = np.arange(len(truths))[None, :]
-    t, draws = resample_indices(labels, truths, resamples, seed)
+    in which `other` scores higher. With `groups`, the resamples draw whole groups (`resampler`); "unit" says
+    which was resampled, "groups" how many there were."""
+    t = np.array([list(labels).index(x) for x in truths])
+    whole = np.arange(len(t))[None, :]
     point = float(resampled_scores(labels, t, other, whole)[1][0] - resampled_scores(labels, t, first, whole)[1][0])
+    score, unit, n_groups = resampler(labels, truths, resamples, seed, groups)
+    diff = score(other) - score(first)
+    return {"macro_f1_diff": point, "ci": percentile_interval(diff), "share_higher": float(np.mean(diff > 0)),
+            "resamples": resamples, "seed": seed, "unit": unit, "groups": n_groups}
+
+
+def resampler(labels: list[str], truths: list[str], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+              groups: list[int] | None = None) -> tuple[Callable[[list[str | None]], np.ndarray], str, int]:
+    """(score, unit, number of units): `score(predictions)` is the macro-F1 on each of `resamples` seeded
+    bootstrap resamples of the items, the same resamples for every call (so differences are paired).
+
+    `groups` (a group number per item, e.g. `mentor.calibration.twin_groups`: items sharing a review) makes each
+    resample draw whole groups: items of one finding are not independent (a holdout may hold the same review on
+    sixteen snippets, all right or all wrong together), and drawing them one by one gives intervals too narrow.
+    With no group of two or more items, this is the item bootstrap exactly.
+    """
+    t, draws = resample_indices(labels, truths, resamples, seed)
     found = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else None
     if found is not None and len(found) != len(t):
         raise ValueError(f"{len(found)} groups for {len(t)} items")
     if found is None or found.max() + 1 == len(t):
-        diff = resampled_scores(labels, t, other, draws)[1] - resampled_scores(labels, t, first, draws)[1]
-        unit, n_groups = "item", len(t)
-    else:
-        n_groups = int(found.max()) + 1
-        picks = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
-        counts = np.zeros((resamples, n_groups))
-        np.add.at(counts, (np.arange(resamples)[:, None], picks), 1)
-        weights = counts[:, found]  # how often each item is in each resample: its group's draws
-        diff = _weighted_macro_f1(labels, t, other, weights) - _weighted_macro_f1(labels, t, first, weights)
-        unit = "finding"
-    return {"macro_f1_diff": point, "ci": percentile_interval(diff), "share_higher": float(np.mean(diff > 0)),
-            "resamples": resamples, "seed": seed, "unit": unit, "groups": n_groups}
+        return (lambda predictions: resampled_scores(labels, t, predictions, draws)[1]), "item", len(t)
+    n_groups = int(found.max()) + 1
+    picks = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
+    counts = np.zeros((resamples, n_groups))
+    np.add.at(counts, (np.arange(resamples)[:, None], picks), 1)
+    weights = counts[:, found]  # how often each item is in each resample: its group's draws
+    return (lambda predictions: _weighted_macro_f1(labels, t, predictions, weights)), "finding", n_groups
 
 
 def _weighted_macro_f1(labels: list[str], t: np.ndarray, predictions: list[str | None], weights: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ The analysis reads only the store:
   mean, min and max over seeds;
 - at each round, every teacher against the control (`random` when studied): the mean over seeds of the
   paired macro-F1 difference, with a bootstrap interval over holdout items (resampled once for all runs, so
-  item difficulty cancels) and the share of resamples in which the teacher is ahead;
+  item difficulty cancels; whole findings are drawn when items share a review or code) and the share of
+  resamples in which the teacher is ahead;
 - the examples each teacher needs to reach the control's final mean macro-F1 (linear between rounds);
 - the classical baselines trained on each run's curriculum at each round and scored on the same holdout:
   TF-IDF and sentence embeddings (all-MiniLM-L6-v2), each + logistic regression (mentor.baselines). The
@@ -22,12 +23,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from mentor import console
-from mentor.metrics import BOOTSTRAP_RESAMPLES, resample_indices, percentile_interval, resampled_scores
+from mentor.calibration import twin_groups
+from mentor.metrics import BOOTSTRAP_RESAMPLES, percentile_interval, resampled_scores, resampler
 from mentor.store import Store, StoreError
 
 STUDY_RECIPE = "study"  # the recipe under a study's settings unless --config names another
@@ -144,7 +146,9 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
     holdout = holdout_of(config, task, home, until=first["created"])
     truths = [e.output[task.label_field] for e in holdout]
     labels = list(task.labels)
-    t, draws = resample_indices(labels, truths, resamples, seed=0)
+    t = np.array([labels.index(x) for x in truths])
+    # Items of one finding (the same review on several snippets) are resampled together, as mentor eval does.
+    score, unit, findings = resampler(labels, truths, resamples, seed=0, groups=twin_groups(task, holdout))
     encoder = encoder or CachedEncoder(store)
 
     def baseline_f1(kind: str, taught: list, seed: int) -> float:
@@ -175,7 +179,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
                      "seconds": seconds})
 
     curves = {teacher: _curve([r for r in runs if r["teacher"] == teacher]) for teacher in spec.teachers}
-    paired = {teacher: _paired(labels, t, draws, runs, teacher, control)
+    paired = {teacher: _paired(labels, t, score, runs, teacher, control)
               for teacher in spec.teachers if teacher != control}
     final = curves[control][-1]["mean"] if curves.get(control) else None
     reach = {teacher: _examples_to_reach(curve, final) for teacher, curve in curves.items()} if final is not None else {}
@@ -184,7 +188,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
             point.pop("predictions")
     return {"study": study_id, "created": study["created"], "spec": study["spec"], "control": control, "task": task.name,
             "holdout": len(truths), "runs": runs, "curves": curves, "paired": paired, "control_final": final,
-            "examples_to_reach": reach}
+            "examples_to_reach": reach, "resampled": {"unit": unit, "groups": findings}}
 
 
 def _curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,10 +207,11 @@ def _curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _paired(labels: list[str], t: np.ndarray, draws: np.ndarray, runs: list[dict[str, Any]], teacher: str,
-            control: str) -> list[dict[str, Any]]:
+def _paired(labels: list[str], t: np.ndarray, score: Callable[[list], np.ndarray], runs: list[dict[str, Any]],
+            teacher: str, control: str) -> list[dict[str, Any]]:
     """Per round: the teacher's macro-F1 minus the control's, averaged over the seeds both have, with a
-    bootstrap interval (the same item resamples for every run) and the share of resamples above zero."""
+    bootstrap interval (`score`: the same resamples of items or findings for every run) and the share of
+    resamples above zero."""
     mine = {r["seed"]: r["points"] for r in runs if r["teacher"] == teacher}
     theirs = {r["seed"]: r["points"] for r in runs if r["teacher"] == control}
     seeds = sorted(set(mine) & set(theirs))
@@ -217,7 +222,7 @@ def _paired(labels: list[str], t: np.ndarray, draws: np.ndarray, runs: list[dict
         diffs, points = [], []
         for s in seeds:
             a, b = mine[s][k]["predictions"], theirs[s][k]["predictions"]
-            diffs.append(resampled_scores(labels, t, a, draws)[1] - resampled_scores(labels, t, b, draws)[1])
+            diffs.append(score(a) - score(b))
             points.append(resampled_scores(labels, t, a, whole)[1][0] - resampled_scores(labels, t, b, whole)[1][0])
         diff = np.mean(diffs, axis=0)
         out.append({"round": mine[seeds[0]][k]["round"], "examples": float(np.mean([mine[s][k]["examples"] for s in seeds])),

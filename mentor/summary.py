@@ -207,8 +207,10 @@ def study_tables(study: dict[str, Any]) -> list[Table]:
         curves.add_row(str(k), *cells)
     tables = [curves]
     if study["paired"]:
+        drawn = study.get("resampled") or {"unit": "item"}
+        over = f"the {drawn['groups']} findings" if drawn["unit"] == "finding" else "items"
         paired = Table(title=f"against {study['control']} at equal examples, paired on the same holdout items",
-                       caption="difference of macro-F1, mean over seeds \\[95% bootstrap interval over items]; ahead in: "
+                       caption=f"difference of macro-F1, mean over seeds \\[95% bootstrap interval over {over}]; ahead in: "
                                "share of resamples where the teacher scores higher")
         for name in ("teacher", "round", "examples", "difference", "ahead in", "seeds"):
             paired.add_column(name, justify="left" if name == "teacher" else "right")

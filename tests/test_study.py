@@ -104,6 +104,7 @@ def test_paired_difference_of_one_seed_is_the_paired_bootstrap(spec, home):
     row = result["paired"]["reference:items"][-1]
     assert row["diff"] == pytest.approx(direct["macro_f1_diff"])
     assert row["ci"] == pytest.approx(direct["ci"]) and row["share_higher"] == pytest.approx(direct["share_higher"])
+    assert result["resampled"] == {"unit": "item", "groups": len(holdout)}  # no two holdout items share a finding
 
 
 def test_examples_to_reach_interpolates_between_rounds():
