@@ -188,3 +188,16 @@ def test_eval_latency_option(run):
     result = json.loads(_eval("--data", str(data), "--models", "base", "--latency", "3", "--json"))
     assert result["latency_s"]["measured"] == "one item per request" and result["latency_s"]["items"] == 3
     assert "one-item requests (3 per system)" in _eval("--data", str(data), "--models", "base,best", "--latency", "3")
+
+
+def test_paired_difference_resamples_whole_findings_when_items_share_a_review(run, tmp_path):
+    _, data = run
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # Each finding twice: the same review on a second snippet.
+    twice = rows + [{**r, "input": {**r["input"], "code": r["input"]["code"] + "\n// another file"}} for r in rows]
+    shared = tmp_path / "shared-findings.jsonl"
+    shared.write_text("".join(json.dumps(r) + "\n" for r in twice), encoding="utf-8")
+    result = json.loads(_eval("--data", str(shared), "--models", "base,tfidf", "--json"))
+    paired = result["systems"][1]["vs_first"]
+    assert result["n"] == 48 and paired["unit"] == "finding" and paired["groups"] == 24
+    assert "resamples of the 24 findings" in _eval("--data", str(shared), "--models", "base,tfidf")
