@@ -87,6 +87,7 @@ def main() -> None:
     weight = calibration.class_weights(calib_truth, len(labels))  # the offsets' own class weighting
 
     trained_on, tfidf_labels = curriculum_tfidf_labels(ctx, run_id, round_no, holdout)
+    findings = calibration.twin_groups(task, holdout)  # resampled whole, as mentor eval does
     gold = [labels[t] for t in truth]
 
     kind = cpu_kind()
@@ -97,7 +98,7 @@ def main() -> None:
 
     def show(name: str, predicted: np.ndarray) -> None:
         chosen = [labels[i] for i in predicted]
-        paired = paired_bootstrap(labels, gold, tfidf_labels, chosen)
+        paired = paired_bootstrap(labels, gold, tfidf_labels, chosen, groups=findings)
         per_class = f1_score(gold, chosen, labels=labels, average=None, zero_division=0)
         print(f"  {name:<36} macro-F1 {f1_score(gold, chosen, labels=labels, average='macro'):.3f}  minus TF-IDF "
               f"{paired['macro_f1_diff']:+.3f} [{paired['ci'][0]:+.3f}, {paired['ci'][1]:+.3f}] "
