@@ -169,8 +169,9 @@ def main() -> None:
     print(f"\n{what}\nholdout macro-F1 {f1(predicted):.3f} (per label: "
           + ", ".join(f"{label} {v:.2f}" for label, v in zip(labels, f1_score(truth, predicted, labels=labels, average=None)))
           + f"); round {args.round} as stored {f1(stored):.3f}; TF-IDF on the curriculum {f1(tfidf):.3f}")
+    findings = calibration.twin_groups(task, holdout)  # resampled whole, as mentor eval does
     for name, reference in ((f"round {args.round} as stored", stored), ("TF-IDF", tfidf)):
-        pb = paired_bootstrap(labels, truth, reference, predicted, groups=calibration.twin_groups(task, holdout))
+        pb = paired_bootstrap(labels, truth, reference, predicted, groups=findings)
         print(f"  minus {name}: {pb['macro_f1_diff']:+.3f} [{pb['ci'][0]:+.3f}, {pb['ci'][1]:+.3f}], "
               f"ahead in {pb['share_higher']:.0%} of resamples (of the {pb['groups']} findings)")
 

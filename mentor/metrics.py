@@ -111,30 +111,26 @@ def resampler(labels: list[str], truths: list[str], resamples: int = BOOTSTRAP_R
     sixteen snippets, all right or all wrong together), and drawing them one by one gives intervals too narrow.
     With no group of two or more items, this is the item bootstrap exactly.
     """
-    t, draws = resample_indices(labels, truths, resamples, seed)
     found = np.unique(np.asarray(groups), return_inverse=True)[1] if groups is not None else None
-    if found is not None and len(found) != len(t):
-        raise ValueError(f"{len(found)} groups for {len(t)} items")
-    if found is None or found.max() + 1 == len(t):
+    if found is not None and len(found) != len(truths):
+        raise ValueError(f"{len(found)} groups for {len(truths)} items")
+    if found is None or found.max() + 1 == len(truths):
+        t, draws = resample_indices(labels, truths, resamples, seed)
         return (lambda predictions: resampled_scores(labels, t, predictions, draws)[1]), "item", len(t)
+    t = np.array([list(labels).index(x) for x in truths])
     n_groups = int(found.max()) + 1
     picks = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
     counts = np.zeros((resamples, n_groups))
     np.add.at(counts, (np.arange(resamples)[:, None], picks), 1)
     weights = counts[:, found]  # how often each item is in each resample: its group's draws
-    return (lambda predictions: _weighted_macro_f1(labels, t, predictions, weights)), "finding", n_groups
+    k = len(labels) + 1
+    cells = np.arange(resamples)[:, None] * (k * k) + t[None, :] * k  # each resample's truth row, before the answer
 
-
-def _weighted_macro_f1(labels: list[str], t: np.ndarray, predictions: list[str | None], weights: np.ndarray) -> np.ndarray:
-    """Macro-F1 for each row of per-item multiplicities `weights` (resamples x items)."""
-    columns = list(labels) + [UNPARSEABLE]
-    p = np.array([columns.index(x) if x in columns else len(labels) for x in predictions])
-    k, resamples = len(columns), weights.shape[0]
-    cells = (np.arange(resamples)[:, None] * (k * k) + (t * k + p)[None, :]).ravel()
-    counts = np.bincount(cells, weights=weights.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
-    diag = np.einsum("bii->bi", counts)[:, :len(labels)]
-    denom = counts.sum(axis=2)[:, :len(labels)] + counts.sum(axis=1)[:, :len(labels)]
-    return np.divide(2 * diag, denom, out=np.zeros(diag.shape, dtype=float), where=denom > 0).mean(axis=1)
+    def score(predictions: list[str | None]) -> np.ndarray:
+        filled = (cells + _answer_columns(labels, predictions)[None, :]).ravel()
+        confusion = np.bincount(filled, weights=weights.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+        return _scores(confusion, len(labels))[1]
+    return score, "finding", n_groups
 
 
 def resample_indices(labels: list[str], truths: list[str], resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -144,20 +140,29 @@ def resample_indices(labels: list[str], truths: list[str], resamples: int, seed:
 
 def resampled_scores(labels: list[str], t: np.ndarray, predictions: list[str | None], draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(accuracy, macro-F1) for each row of item indices in `draws`."""
-    labels = list(labels)
-    columns = labels + [UNPARSEABLE]
-    p = np.array([columns.index(x) if x in columns else len(labels) for x in predictions])
-    k, resamples = len(columns), draws.shape[0]
+    p = _answer_columns(labels, predictions)
+    k, resamples = len(labels) + 1, draws.shape[0]
     cells = t[draws] * k + p[draws]
     cells += np.arange(resamples)[:, None] * (k * k)  # one bincount counts every resample's confusion at once
-    counts = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
-    diag = np.einsum("bii->bi", counts)[:, :len(labels)]
-    true_n = counts.sum(axis=2)[:, :len(labels)]
-    pred_n = counts.sum(axis=1)[:, :len(labels)]
+    confusion = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+    return _scores(confusion, len(labels))
+
+
+def _answer_columns(labels: list[str], predictions: list[str | None]) -> np.ndarray:
+    """Each answer's column in a confusion matrix: its label's index, or the last column when unparseable."""
+    columns = list(labels) + [UNPARSEABLE]
+    return np.array([columns.index(x) if x in columns else len(labels) for x in predictions])
+
+
+def _scores(confusion: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, macro-F1) for each of a stack of confusion matrices (resamples x truth x answer, counts)."""
+    diag = np.einsum("bii->bi", confusion)[:, :n_labels]
+    true_n = confusion.sum(axis=2)[:, :n_labels]
+    pred_n = confusion.sum(axis=1)[:, :n_labels]
     # F1 = 2tp / (true + predicted); a label absent from both truth and answers scores 0 (zero_division=0).
     denom = true_n + pred_n
     f1 = np.divide(2 * diag, denom, out=np.zeros(diag.shape, dtype=float), where=denom > 0)
-    return diag.sum(axis=1) / len(t), f1.mean(axis=1)
+    return diag.sum(axis=1) / confusion.sum(axis=(1, 2)), f1.mean(axis=1)
 
 
 def bootstrap_mean_ci(values: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> list[float] | None:
