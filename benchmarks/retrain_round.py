@@ -39,7 +39,7 @@ from calibration_weighting import curriculum_tfidf_labels, stored_raw_scores  # 
 from throughput import cpu_kind  # noqa: E402
 
 from mentor import calibration  # noqa: E402
-from mentor.config import ConfigError, with_overrides  # noqa: E402
+from mentor.config import ConfigError, StudentConfig, with_overrides  # noqa: E402
 from mentor.curriculum import training_set  # noqa: E402
 from mentor.metrics import paired_bootstrap  # noqa: E402
 from mentor.records import Example  # noqa: E402
@@ -103,22 +103,11 @@ def main() -> None:
     if args.average is not None and not rounds[args.round].get("adapter"):
         raise SystemExit(f"run {run_id}: round {args.round} stored no adapter to average")
     # The round as the run stored it (checked before any training: the comparison needs its probabilities).
-    _, _, _, stored_scores, _, fitted = stored_raw_scores(ctx, args.round)
+    stored_raw_scores(ctx, args.round)
     created = ctx.store.run(run_id)["created"]
-    holdout = holdout_of(ctx.config, task, ctx.home, until=created)
-    calibrate_on = calibration_set(ctx.config, task, ctx.home, until=created)
-    if not calibrate_on:
-        raise SystemExit(f"run {run_id} set no calibration set aside (loop.calibration = 0): nothing to fit offsets on")
-    labels = list(task.labels)
+    holdout, calibrate_on = holdout_and_calibration(ctx)
     print(f"CPU: {cpu_kind()}")
-
-    if bad := [pair for pair in args.overrides if not pair.startswith("student.")]:
-        raise SystemExit(f"{', '.join(bad)}: only training settings (student.KEY=VALUE) change a retrained round")
-    try:
-        student_config = with_overrides(ctx.config, args.overrides).student
-    except ConfigError as err:
-        raise SystemExit(str(err)) from None
-    ctx.student_config = dataclasses.replace(student_config, model=ctx.student_config.model)
+    student_config = use_training_settings(ctx, args.overrides)
     student = ctx.local_student()
     started = time.perf_counter()
     if args.average is not None:
@@ -147,6 +136,42 @@ def main() -> None:
                 f"lr {student_config.learning_rate}, {student_config.epochs} epochs"
                 + (", the explanations as a second target" if args.explanations else ""))
         print(f"{what}: fine-tuning {report.seconds:.0f} s, {report.steps} steps, last loss {report.final_loss:.3f}")
+    calibrate_and_compare(ctx, student, task, args.round, what, holdout, calibrate_on, started)
+
+
+def holdout_and_calibration(ctx) -> tuple[list[Example], list[Example]]:  # noqa: ANN001
+    """The run's holdout and calibration set, rebuilt exactly as the run split them."""
+    run_id, task = ctx.need_run(), ctx.task
+    created = ctx.store.run(run_id)["created"]
+    calibrate_on = calibration_set(ctx.config, task, ctx.home, until=created)
+    if not calibrate_on:
+        raise SystemExit(f"run {run_id} set no calibration set aside (loop.calibration = 0): nothing to fit offsets on")
+    return holdout_of(ctx.config, task, ctx.home, until=created), calibrate_on
+
+
+def use_training_settings(ctx, overrides: list[str]) -> StudentConfig:  # noqa: ANN001
+    """The run's student settings with `overrides` (student.KEY=VALUE only) on top, set for `ctx.local_student`."""
+    if bad := [pair for pair in overrides if not pair.startswith("student.")]:
+        raise SystemExit(f"{', '.join(bad)}: only training settings (student.KEY=VALUE) change a retrained round")
+    try:
+        student_config = with_overrides(ctx.config, overrides).student
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
+    ctx.student_config = dataclasses.replace(student_config, model=ctx.student_config.model)
+    return student_config
+
+
+def stored_labels(ctx, round_no: int) -> list[str]:  # noqa: ANN001
+    """A round's holdout labels as the run stored them (its own scores plus the offsets it fitted)."""
+    _, _, labels, scores, _, fitted = stored_raw_scores(ctx, round_no)
+    return [labels[i] for i in (scores + np.array([fitted.get(label, 0.0) for label in labels])).argmax(1)]
+
+
+def calibrate_and_compare(ctx, student, task: Task, round_no: int, what: str,  # noqa: ANN001
+                          holdout: list[Example], calibrate_on: list[Example], started: float) -> None:
+    """Fit `student`'s decision offsets on the calibration set as the loop does, score the holdout, and print it
+    against round `round_no` as stored and TF-IDF + LR on the curriculum up to that round, paired by finding."""
+    labels = list(task.labels)
     student.offsets = None
     t = time.perf_counter()
     answers = student.answer(task, [e.input for e in calibrate_on], explain=False)
@@ -159,18 +184,17 @@ def main() -> None:
     print(f"holdout: {len(holdout)} items scored in {time.perf_counter() - t:.0f} s; {time.perf_counter() - started:.0f} s in all")
 
     truth = [e.output[task.label_field] for e in holdout]
-    offsets = np.array([fitted.get(label, 0.0) for label in labels])
-    stored = [labels[i] for i in (stored_scores + offsets).argmax(1)]
-    _, tfidf = curriculum_tfidf_labels(ctx, run_id, args.round, holdout)
+    stored = stored_labels(ctx, round_no)
+    _, tfidf = curriculum_tfidf_labels(ctx, ctx.need_run(), round_no, holdout)
 
     def f1(pred: list) -> float:
         return f1_score(truth, pred, labels=labels, average="macro")
 
     print(f"\n{what}\nholdout macro-F1 {f1(predicted):.3f} (per label: "
           + ", ".join(f"{label} {v:.2f}" for label, v in zip(labels, f1_score(truth, predicted, labels=labels, average=None)))
-          + f"); round {args.round} as stored {f1(stored):.3f}; TF-IDF on the curriculum {f1(tfidf):.3f}")
+          + f"); round {round_no} as stored {f1(stored):.3f}; TF-IDF on the curriculum {f1(tfidf):.3f}")
     findings = calibration.twin_groups(task, holdout)  # resampled whole, as mentor eval does
-    for name, reference in ((f"round {args.round} as stored", stored), ("TF-IDF", tfidf)):
+    for name, reference in ((f"round {round_no} as stored", stored), ("TF-IDF", tfidf)):
         pb = paired_bootstrap(labels, truth, reference, predicted, groups=findings)
         print(f"  minus {name}: {pb['macro_f1_diff']:+.3f} [{pb['ci'][0]:+.3f}, {pb['ci'][1]:+.3f}], "
               f"ahead in {pb['share_higher']:.0%} of resamples (of the {pb['groups']} findings)")
