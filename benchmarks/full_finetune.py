@@ -22,8 +22,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_weighting import stored_raw_scores  # noqa: E402
-from retrain_round import calibrate_and_compare, holdout_and_calibration, use_training_settings  # noqa: E402
+from retrain_round import (  # noqa: E402
+    calibrate_and_compare,
+    holdout_and_calibration,
+    stored_labels,
+    use_training_settings,
+)
 from throughput import cpu_kind  # noqa: E402
 
 import mentor.students.hf as hf_student  # noqa: E402
@@ -41,12 +45,12 @@ def main() -> None:
 
     ctx = run_context(args.home, args.run, need_run=True)
     run_id, task = ctx.need_run(), ctx.task
-    stored = sorted(r for r in ctx.rounds() if r > 0)
-    rounds = stored if args.rounds is None else list(range(1, args.rounds + 1))
-    if not rounds or not set(rounds) <= set(stored):
-        raise SystemExit(f"run {run_id}: fine-tuned rounds {stored}; --rounds {args.rounds} asks for {rounds}")
-    for round_no in rounds:  # checked before any training: the comparison needs each round's probabilities
-        stored_raw_scores(ctx, round_no)
+    finetuned = sorted(r for r in ctx.rounds() if r > 0)
+    rounds = finetuned if args.rounds is None else list(range(1, args.rounds + 1))
+    if not rounds or not set(rounds) <= set(finetuned):
+        raise SystemExit(f"run {run_id}: fine-tuned rounds {finetuned}; --rounds {args.rounds} asks for {rounds}")
+    # Read before any training: the comparison needs each stored round's probabilities.
+    stored = {round_no: stored_labels(ctx, round_no) for round_no in rounds}
     holdout, calibrate_on = holdout_and_calibration(ctx)
     student_config = use_training_settings(ctx, args.overrides)
     print(f"CPU: {cpu_kind()}")
@@ -65,7 +69,7 @@ def main() -> None:
                 f"{ctx.config.loop.replay}) from {'the untuned model' if round_no == 1 else f'round {round_no - 1} (the same)'}: "
                 f"lr {student_config.learning_rate}, {student_config.epochs} epochs")
         print(f"{what}: fine-tuning {report.seconds:.0f} s, {report.steps} steps, last loss {report.final_loss:.3f}")
-        calibrate_and_compare(ctx, student, task, round_no, what, holdout, calibrate_on, started)
+        calibrate_and_compare(ctx, student, task, round_no, stored[round_no], what, holdout, calibrate_on, started)
 
 
 if __name__ == "__main__":

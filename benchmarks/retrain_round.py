@@ -102,8 +102,8 @@ def main() -> None:
         raise SystemExit(f"run {run_id}: round {args.round - 1} stored no adapter")
     if args.average is not None and not rounds[args.round].get("adapter"):
         raise SystemExit(f"run {run_id}: round {args.round} stored no adapter to average")
-    # The round as the run stored it (checked before any training: the comparison needs its probabilities).
-    stored_raw_scores(ctx, args.round)
+    # The round as the run stored it (read before any training: the comparison needs its probabilities).
+    stored = stored_labels(ctx, args.round)
     created = ctx.store.run(run_id)["created"]
     holdout, calibrate_on = holdout_and_calibration(ctx)
     print(f"CPU: {cpu_kind()}")
@@ -136,7 +136,7 @@ def main() -> None:
                 f"lr {student_config.learning_rate}, {student_config.epochs} epochs"
                 + (", the explanations as a second target" if args.explanations else ""))
         print(f"{what}: fine-tuning {report.seconds:.0f} s, {report.steps} steps, last loss {report.final_loss:.3f}")
-    calibrate_and_compare(ctx, student, task, args.round, what, holdout, calibrate_on, started)
+    calibrate_and_compare(ctx, student, task, args.round, stored, what, holdout, calibrate_on, started)
 
 
 def holdout_and_calibration(ctx) -> tuple[list[Example], list[Example]]:  # noqa: ANN001
@@ -167,10 +167,11 @@ def stored_labels(ctx, round_no: int) -> list[str]:  # noqa: ANN001
     return [labels[i] for i in (scores + np.array([fitted.get(label, 0.0) for label in labels])).argmax(1)]
 
 
-def calibrate_and_compare(ctx, student, task: Task, round_no: int, what: str,  # noqa: ANN001
+def calibrate_and_compare(ctx, student, task: Task, round_no: int, stored: list[str], what: str,  # noqa: ANN001
                           holdout: list[Example], calibrate_on: list[Example], started: float) -> None:
     """Fit `student`'s decision offsets on the calibration set as the loop does, score the holdout, and print it
-    against round `round_no` as stored and TF-IDF + LR on the curriculum up to that round, paired by finding."""
+    against round `round_no` as stored (its labels, `stored`) and TF-IDF + LR on the curriculum up to that round,
+    paired by finding."""
     labels = list(task.labels)
     student.offsets = None
     t = time.perf_counter()
@@ -184,7 +185,6 @@ def calibrate_and_compare(ctx, student, task: Task, round_no: int, what: str,  #
     print(f"holdout: {len(holdout)} items scored in {time.perf_counter() - t:.0f} s; {time.perf_counter() - started:.0f} s in all")
 
     truth = [e.output[task.label_field] for e in holdout]
-    stored = stored_labels(ctx, round_no)
     _, tfidf = curriculum_tfidf_labels(ctx, ctx.need_run(), round_no, holdout)
 
     def f1(pred: list) -> float:
