@@ -7,13 +7,17 @@ calibration set, with the same class weighting as the offsets:
 
 - the offsets, as the loop fits them (a check: this reproduces the run's stored holdout score);
 - matrix scaling: a logistic regression on the four label log-scores (every label's score may move every other);
-- a linear probe: a logistic regression on the standardised hidden state (a classification head), per C.
+- a linear probe: a logistic regression on the standardised hidden state (a classification head), per C;
+- with --blank FIELD: the offsets on the student's reading of each item with that input field left empty (say,
+  the review without its code), and on the average of the two readings' label log-scores (test-time views).
 
 Each is scored on the run's holdout against TF-IDF + logistic regression trained on the run's curriculum up to
 that round (macro-F1, and the paired difference with a bootstrap interval, as `mentor eval` reports). The
-holdout's label scores are the run's stored ones (offsets taken out), so only the calibration set is scored again.
+holdout's label scores are the run's stored ones (offsets taken out), so only the calibration set is scored again
+(and, with --blank, both sets' readings without the field).
 
     python benchmarks/decision_rules.py --home runs/ --run 1 --round 2
+    python benchmarks/decision_rules.py --home runs/ --run 1 --round 2 --blank code
 """
 
 from __future__ import annotations
@@ -62,11 +66,16 @@ def main() -> None:
     parser.add_argument("--run", default="latest", help="run id [default: latest]")
     parser.add_argument("--round", type=int, default=None, help="round whose adapter to use [default: the best]")
     parser.add_argument("--probe-c", default="0.001,0.01,0.1", help="inverse regularisation strengths of the probe")
+    parser.add_argument("--blank", metavar="FIELD", help="also score every item with this input field left empty, "
+                                                          "alone and averaged with the full reading")
     args = parser.parse_args()
 
     ctx = run_context(args.home, args.run, need_run=True)
     run_id, round_no, labels, holdout_scores, truth, _ = stored_raw_scores(ctx, args.round)
     task, created = ctx.task, ctx.store.run(run_id)["created"]
+    if args.blank is not None and args.blank not in task.input_fields:
+        raise SystemExit(f"--blank {args.blank}: task {task.name!r} has no such input field "
+                         f"(its input fields: {', '.join(task.input_fields)})")
     calib = calibration_set(ctx.config, task, ctx.home, until=created)
     if not calib:
         raise SystemExit(f"run {run_id} set no calibration set aside (loop.calibration = 0): nothing to fit on")
@@ -79,8 +88,15 @@ def main() -> None:
     student = ctx.local_student()
     student.use_adapter(adapter)
     student.offsets = None  # the student's own scores: every rule below is fitted on them
-    calib_scores = np.log(np.array([[max(a.probs[label], 1e-12) for label in labels]
-                                    for a in student.answer(task, [e.input for e in calib], explain=False)]))
+
+    def label_scores(items: list, blank: str | None = None) -> np.ndarray:
+        inputs = [{**e.input, blank: ""} if blank else e.input for e in items]
+        return np.log(np.array([[max(a.probs[label], 1e-12) for label in labels]
+                                for a in student.answer(task, inputs, explain=False)]))
+
+    calib_scores = label_scores(calib)
+    if args.blank:
+        blank_scores = label_scores(calib, args.blank), label_scores(holdout, args.blank)
     calib_hidden, holdout_hidden = last_hidden(student, task, calib), last_hidden(student, task, holdout)
     seconds = time.perf_counter() - started
     calib_truth = np.array([labels.index(e.output[task.label_field]) for e in calib])
@@ -105,10 +121,18 @@ def main() -> None:
               f"({paired['share_higher']:.0%} ahead)  per label "
               + " ".join(f"{label} {f:.2f}" for label, f in zip(labels, per_class)))
 
+    def offsets_decide(calib_rows: np.ndarray, holdout_rows: np.ndarray) -> np.ndarray:
+        probs = np.exp(calib_rows - calib_rows.max(1, keepdims=True))
+        fit = calibration.fit_offsets(labels, [dict(zip(labels, row / row.sum())) for row in probs],
+                                      [labels[t] for t in calib_truth])
+        return (holdout_rows + np.array([fit.offsets[label] for label in labels])).argmax(1)
+
     show("no offsets", holdout_scores.argmax(1))
-    fit = calibration.fit_offsets(labels, [dict(zip(labels, np.exp(row))) for row in calib_scores],
-                                  [labels[t] for t in calib_truth])
-    show("offsets (what ships)", (holdout_scores + np.array([fit.offsets[label] for label in labels])).argmax(1))
+    show("offsets (what ships)", offsets_decide(calib_scores, holdout_scores))
+    if args.blank:
+        show(f"offsets, {args.blank} left empty", offsets_decide(*blank_scores))
+        show("offsets, both readings averaged", offsets_decide((calib_scores + blank_scores[0]) / 2,
+                                                                (holdout_scores + blank_scores[1]) / 2))
     matrix = LogisticRegression(max_iter=5000).fit(calib_scores, calib_truth, sample_weight=weight)
     show("matrix scaling", matrix.predict(holdout_scores))
     scaler = StandardScaler().fit(calib_hidden)
