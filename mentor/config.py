@@ -100,6 +100,9 @@ class StudentConfig:
     micro_batch_size: int = _f(4, "examples per forward pass (on a CPU throughput is flat in this, memory is not)", ge=1)
     warmup_ratio: float = _f(0.1, "fraction of steps spent warming up the learning rate", ge=0, le=0.99)
     weight_decay: float = _f(0.0, "AdamW weight decay", ge=0)
+    context_free_copies: int = _f(0, "each training example is also taught this many times with its task's context "
+                                     "fields left empty (severity: the code), so the student learns what the finding "
+                                     "itself says; the examples trained count is unchanged, the steps grow with it; 0 = off", ge=0)
     max_length: int = _f(320, "longest training sequence in tokens (prompt is clipped, the answer never)", ge=48)
     max_new_tokens: int = _f(96, "most tokens generated for free-text output fields", ge=1)
     eval_batch_size: int = _f(16, "most questions scored per forward pass (batches are cut where prompt lengths "

@@ -60,6 +60,24 @@ def test_validate_example_names_the_problem():
     assert "missing field 'input.review'" in SEVERITY.validate_example(Example({"code": "x"}, {"issue_type": "major"}))
 
 
+def test_the_context_fields_are_what_a_finding_is_read_without():
+    assert SEVERITY.context_fields == ("code",) and EXPLAIN.context_fields == ("code",)
+    item = {"code": "x = eval(user_input)", "review": "eval on user input"}
+    assert SEVERITY.without_context(item) == {"code": "", "review": "eval on user input"}
+    assert item["code"] == "x = eval(user_input)"  # the example itself is untouched
+    assert "eval(user_input)" not in SEVERITY.prompt(SEVERITY.without_context(item))
+
+
+def test_toml_task_with_context_fields(tmp_path):
+    path = tmp_path / "ticket.toml"
+    path.write_text('name = "ticket"\ndescription = "d"\ninput_fields = ["thread", "text"]\noutput_fields = ["mood"]\n'
+                    'label_field = "mood"\nlabels = ["angry", "calm"]\ncontext_fields = ["thread"]\n'
+                    'student_prompt = "{thread}\\nTicket: {text}\\nMood:"\n')
+    task = get_task(str(path))
+    assert task.context_fields == ("thread",)
+    assert task.without_context({"thread": "earlier mails", "text": "refund!"}) == {"thread": "", "text": "refund!"}
+
+
 def test_toml_task(tmp_path):
     path = tmp_path / "sentiment.toml"
     path.write_text('name = "sentiment"\ndescription = "Is the ticket angry?"\ninput_fields = ["text"]\n'
@@ -75,6 +93,9 @@ def test_toml_task(tmp_path):
     ('name = "t"\ninput_fields = ["a"]\noutput_fields = ["b"]\nstudent_prompt = "{a}"\n', "missing key(s) description"),
     ('name = "t"\ndescription = "d"\ninput_fields = ["a"]\noutput_fields = ["b"]\nstudent_prompt = "no placeholder"\n', "placeholder {a}"),
     ('name = "t"\ndescription = "d"\ninput_fields = ["a"]\noutput_fields = ["b"]\nstudent_prompt = "{a}"\nlabel_field = "b"\nlabels = ["x"]\n', "at least two labels"),
+    ('name = "t"\ndescription = "d"\ninput_fields = ["a", "c"]\noutput_fields = ["b"]\nstudent_prompt = "{a} {c}"\ncontext_fields = ["code"]\n', "context_fields code are not input fields"),
+    ('name = "t"\ndescription = "d"\ninput_fields = ["a"]\noutput_fields = ["b"]\nstudent_prompt = "{a}"\ncontext_fields = ["a"]\n', "at least one input field to read"),
+    ('name = "t"\ndescription = "d"\ninput_fields = ["a"]\noutput_fields = ["b"]\nstudent_prompt = "{a}"\ncontext_fields = "a"\n', "'context_fields' must be a list"),
     ("name = [", "not valid TOML"),
 ])
 def test_bad_toml_task_is_a_clear_error(tmp_path, body, message):

@@ -119,15 +119,19 @@ class HFStudent:
         return answer + (self.end_ids if end else [])
 
     def train_features(self, task: Task, examples: list[Example]) -> list[dict[str, list[int]]]:
+        """One training sequence per example, plus `student.context_free_copies` of it with the task's context
+        fields left empty (a finding met once in its context is otherwise not recognised in another)."""
+        copies = self.config.context_free_copies if task.context_fields else 0
         features = []
         for example in examples:
             target = task.target(example.output)
             label = example.output[task.label_field] if task.label_field else None
             text = target if label is None else (target[len(label) + 1:] if len(target) > len(label) else None)
-            prompt, answer = self.encode(task, example.input, label, text, end=True)
-            # Loss only on the answer: the prompt is given, so learning to predict it wastes capacity
-            # (and the code in it would dominate the gradient).
-            features.append({"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer})
+            for inputs in [example.input] + [task.without_context(example.input)] * copies:
+                prompt, answer = self.encode(task, inputs, label, text, end=True)
+                # Loss only on the answer: the prompt is given, so learning to predict it wastes capacity
+                # (and the code in it would dominate the gradient).
+                features.append({"input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer})
         return features
 
     def _prompt_ids(self, prompt: str) -> list[int]:

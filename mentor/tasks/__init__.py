@@ -2,7 +2,7 @@
 
 `get_task("severity")` returns a built-in; `get_task("path/to/task.toml")` reads a user's task, whose keys
 are the fields of `Task` (name, description, input_fields, output_fields, student_prompt, and optionally
-label_field, labels, max_input_chars). Unknown keys are errors, so a typo never passes silently.
+label_field, labels, max_input_chars, context_fields). Unknown keys are errors, so a typo never passes silently.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def load_task_file(path: Path) -> Task:
     missing = [k for k in ("name", "description", "input_fields", "output_fields", "student_prompt") if k not in data]
     if missing:
         raise TaskError(f"{path}: missing key(s) {', '.join(missing)}")
-    for key in ("input_fields", "output_fields", "labels"):
+    for key in ("input_fields", "output_fields", "labels", "context_fields"):
         if key in data:
             if not isinstance(data[key], list) or not all(isinstance(v, str) and v for v in data[key]):
                 raise TaskError(f"{path}: '{key}' must be a list of non-empty strings")

@@ -37,6 +37,9 @@ class Task:
     labels: tuple[str, ...] = ()
     # The student reads at most this many characters of each input field (head and tail kept).
     max_input_chars: int = 700
+    # Input fields that give the finding its context rather than state it (severity: the code). With
+    # `student.context_free_copies` the student is also taught each example with these left empty.
+    context_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.input_fields or not self.output_fields:
@@ -46,6 +49,12 @@ class Task:
                 raise ValueError(f"task {self.name!r}: label_field {self.label_field!r} is not an output field")
             if len(self.labels) < 2:
                 raise ValueError(f"task {self.name!r}: a label field needs at least two labels")
+        unknown = [name for name in self.context_fields if name not in self.input_fields]
+        if unknown:
+            raise ValueError(f"task {self.name!r}: context_fields {', '.join(unknown)} are not input fields "
+                             f"(input fields: {', '.join(self.input_fields)})")
+        if self.context_fields and set(self.context_fields) >= set(self.input_fields):
+            raise ValueError(f"task {self.name!r}: context_fields must leave at least one input field to read")
         for name in self.input_fields:
             if "{" + name + "}" not in self.student_prompt:
                 raise ValueError(f"task {self.name!r}: student_prompt lacks the placeholder {{{name}}}")
@@ -62,6 +71,10 @@ class Task:
         values = {name: _clip(str(inputs.get(name, "")), self.max_input_chars) for name in self.input_fields}
         # One pass over the template: str.format or chained replaces would expand braces inside the code.
         return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), self.student_prompt)
+
+    def without_context(self, inputs: dict[str, str]) -> dict[str, str]:
+        """`inputs` with the context fields left empty: the finding alone."""
+        return {**inputs, **{name: "" for name in self.context_fields}}
 
     def target(self, output: dict[str, str]) -> str:
         """The completion the student is trained to produce (label first, then `field: value` lines)."""

@@ -25,6 +25,7 @@ SEVERITY = Task(
     name="severity",
     description=_DEFINITION + '\nOutput field: "issue_type", one of critical, major, minor, trivial.',
     input_fields=("code", "review"),
+    context_fields=("code",),
     output_fields=("issue_type",),
     label_field="issue_type",
     labels=SEVERITY_LABELS,
@@ -40,6 +41,7 @@ EXPLAIN = Task(
     + '\nOutput fields: "issue_type" (one of critical, major, minor, trivial) and "explanation" '
     "(one to three sentences saying why the issue has that severity: its consequence for users or the system).",
     input_fields=("code", "review"),
+    context_fields=("code",),
     output_fields=("issue_type", "explanation"),
     label_field="issue_type",
     labels=SEVERITY_LABELS,
