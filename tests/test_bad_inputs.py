@@ -73,7 +73,7 @@ BAD = [
     Bad("eval data: unknown label", ("eval", "--data", "{dir}/urgent.jsonl", "--models", "base,best"), "urgent.jsonl:2: label 'urgent'"),
     Bad("task TOML: not TOML", (*RUN, "--task", "{dir}/broken-task.toml"), "broken-task.toml: not valid TOML"),
     Bad("task TOML: unknown key", (*RUN, "--task", "{dir}/unknown-key-task.toml"),
-        "unknown-key-task.toml: unknown key(s) prompt; allowed: description"),
+        "unknown-key-task.toml: unknown key(s) prompt; allowed: context_fields, description"),
     Bad("adapter: no adapter_config.json", ("eval", "--data", "{dir}/dev.jsonl", "--adapter", "{dir}/empty-adapter",
                                             "--student", "scripted"), "adapter_config.json is missing"),
     Bad("adapter: no such folder", ("eval", "--data", "{dir}/dev.jsonl", "--adapter", "{dir}/gone"), "no such adapter directory"),

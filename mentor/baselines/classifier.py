@@ -185,7 +185,7 @@ def embed_inputs(task: Task, inputs: list[dict[str, str]], encoder: CachedEncode
 def student_view(task: Task, name: str, inputs: list[dict[str, str]]) -> list[str]:
     """Input field `name` of each item exactly as the student's prompt shows it (Task.prompt clips it to
     max_input_chars, head and tail kept): a one-field prompt of the same task yields just that."""
-    alone = replace(task, input_fields=(name,), student_prompt="{" + name + "}")
+    alone = replace(task, input_fields=(name,), student_prompt="{" + name + "}", context_fields=())
     return [alone.prompt(item) for item in inputs]
 
 
