@@ -1,11 +1,18 @@
-"""The Hugging Face student's training loss (mentor.students.hf_training.AnswerLoss) against a hand computation."""
+"""The Hugging Face student's training: its loss (mentor.students.hf_training.AnswerLoss) against a hand computation,
+and the sequences it trains on."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 import torch
 
+from mentor.students.hf import HFStudent
 from mentor.students.hf_training import AnswerLoss
+from mentor.tasks import SEVERITY
+from tests.test_student_hf import CONFIG, SHARED, TRIVIAL
+from tests.tiny_model import save_tiny_model
 
 
 def _answer_loss_by_hand(logits, labels, heads, weight, label_length=1):
@@ -38,3 +45,20 @@ def test_answer_loss_weighs_the_label_like_the_whole_explanation_when_balanced()
     # Two-token labels (5, 1) and (9, 2), no restricted term (as when labels share a first token): both tokens weighed.
     two = AnswerLoss([], [[5, 1], [9, 2], [3, 3]], balance=True)(outputs, labels).item()
     assert two == pytest.approx(_answer_loss_by_hand(logits, labels, [], 2.0, label_length=2), rel=1e-5)
+
+
+def test_context_free_copies_teach_each_example_again_without_its_code(tmp_path):
+    student = HFStudent(str(save_tiny_model(tmp_path / "tiny")), replace(CONFIG, context_free_copies=2, epochs=1), seed=0)
+    features = student.train_features(SEVERITY, TRIVIAL[:2])
+    assert len(features) == 6  # each example, then its two copies without the code
+    for k, example in enumerate(TRIVIAL[:2]):
+        full, *copies = features[3 * k:3 * k + 3]
+        assert full["input_ids"] == sum(student.encode(SEVERITY, example.input, "trivial", None, end=True), [])
+        bare = sum(student.encode(SEVERITY, {**example.input, "code": ""}, "trivial", None, end=True), [])
+        assert all(c["input_ids"] == bare for c in copies) and len(bare) < len(full["input_ids"])
+        assert all(c["labels"][-len(student.answer_ids("trivial", end=True)):] == student.answer_ids("trivial", end=True)
+                   for c in copies)
+    # A task without context fields has nothing to leave out: one sequence per example.
+    assert len(student.train_features(SHARED, TRIVIAL[:2])) == 2
+    report = student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    assert report.examples == len(TRIVIAL) and report.steps == 6  # 21 sequences, batches of 4

@@ -168,23 +168,6 @@ def test_training_features_mask_the_prompt_and_the_loss_uses_only_answers(studen
     assert sliced.item() == pytest.approx(full.item(), rel=1e-5)
 
 
-def test_context_free_copies_teach_each_example_again_without_its_code(model_dirs, tmp_path):
-    student = HFStudent(str(model_dirs[True]), replace(CONFIG, context_free_copies=2, epochs=1), seed=0)
-    features = student.train_features(SEVERITY, TRIVIAL[:2])
-    assert len(features) == 6  # each example, then its two copies without the code
-    for k, example in enumerate(TRIVIAL[:2]):
-        full, *copies = features[3 * k:3 * k + 3]
-        assert full["input_ids"] == sum(student.encode(SEVERITY, example.input, "trivial", None, end=True), [])
-        bare = sum(student.encode(SEVERITY, {**example.input, "code": ""}, "trivial", None, end=True), [])
-        assert all(c["input_ids"] == bare for c in copies) and len(bare) < len(full["input_ids"])
-        assert all(c["labels"][-len(student.answer_ids("trivial", end=True)):] == student.answer_ids("trivial", end=True)
-                   for c in copies)
-    # A task without context fields has nothing to leave out: one sequence per example.
-    assert len(student.train_features(SHARED, TRIVIAL[:2])) == 2
-    report = student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
-    assert report.examples == len(TRIVIAL) and report.steps == 6  # 21 sequences, batches of 4
-
-
 def test_a_balanced_explain_loss_teaches_the_label_faster(model_dirs, tmp_path, monkeypatch):
     import mentor.students.hf as hf
 
