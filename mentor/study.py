@@ -81,7 +81,8 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
             if run_id is not None:
                 resume_run(run_id, home)
                 continue
-            config = configure(spec.config or STUDY_RECIPE, [*spec.overrides, f"teacher.name={teacher}", f"seed={seed}"], home)
+            config = _every_round(configure(spec.config or STUDY_RECIPE, [*spec.overrides, f"teacher.name={teacher}",
+                                                                    f"seed={seed}"], home), spec, home)
             twin = _finished_twin(store, to_dict(config))
             if twin is not None:
                 with store.transaction():
@@ -94,6 +95,19 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
             start_run(config, home, on_create=tag)
     store.close()
     return study_id
+
+
+def _every_round(config: Any, spec: StudySpec, home: str | Path | None) -> Any:
+    """The run's config with early stopping off: a learning curve needs every round, and one run that stops early
+    cuts every teacher's curve at its depth (patience is raised to the number of rounds, and the study says so)."""
+    from mentor.runner import configure
+
+    if config.loop.patience >= config.loop.rounds:
+        return config
+    console.log(f"  loop.patience {config.loop.patience} raised to loop.rounds={config.loop.rounds}: a study trains "
+                "every round, so that no run's early stop cuts the learning curves short")
+    return configure(spec.config or STUDY_RECIPE, [*spec.overrides, f"teacher.name={config.teacher.name}",
+                                                   f"seed={config.seed}", f"loop.patience={config.loop.rounds}"], home)
 
 
 def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
@@ -179,6 +193,9 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
                      "seconds": seconds})
 
     curves = {teacher: _curve([r for r in runs if r["teacher"] == teacher]) for teacher in spec.teachers}
+    deepest = max((len(r["points"]) for r in runs), default=0)
+    short = [{"teacher": r["teacher"], "seed": r["seed"], "run": r["run"], "status": r["status"], "points": len(r["points"])}
+             for r in runs if len(r["points"]) < deepest]
     paired = {teacher: _paired(labels, t, score, runs, teacher, control)
               for teacher in spec.teachers if teacher != control}
     final = curves[control][-1]["mean"] if curves.get(control) else None
@@ -188,7 +205,8 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
             point.pop("predictions")
     return {"study": study_id, "created": study["created"], "spec": study["spec"], "control": control, "task": task.name,
             "holdout": len(truths), "runs": runs, "curves": curves, "paired": paired, "control_final": final,
-            "examples_to_reach": reach, "resampled": {"unit": unit, "groups": findings}}
+            "examples_to_reach": reach, "resampled": {"unit": unit, "groups": findings}, "short_runs": short,
+            "deepest": deepest}
 
 
 def _curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

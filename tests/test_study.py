@@ -176,3 +176,27 @@ def test_a_run_stored_before_a_setting_existed_is_still_reused_but_a_real_differ
     assert store.study_runs(wider)[("random", 0)] == control and len(store.runs()) == 2
     third = run_study(StudySpec(teachers=("random",), seeds=(0,), overrides=(*spec.overrides, "teacher.exam_size=6")))
     assert store.study_runs(third)[("random", 0)] != control and len(store.runs()) == 3
+
+
+def test_a_study_trains_every_round_even_when_patience_would_stop_a_run(spec, home):
+    # patience=1 would end a run at its first round that fails to improve, cutting every teacher's curve there
+    study_id = run_study(StudySpec(teachers=("random",), seeds=(0, 1),
+                                   overrides=(*spec.overrides, "loop.rounds=3", "loop.patience=1")))
+    store = open_store()
+    for run_id in store.study_runs(study_id).values():
+        assert store.run(run_id)["config"]["loop"]["patience"] == 3
+        assert [row["round"] for row in store.rounds(run_id)] == [0, 1, 2, 3]
+    assert [p["round"] for p in analyse(store, study_id)["curves"]["random"]] == [0, 1, 2, 3]
+
+
+def test_a_run_that_stopped_short_is_named_under_the_curves(spec, home):
+    from mentor.summary import study_tables
+
+    study_id = run_study(StudySpec(teachers=("random",), seeds=(0, 1), overrides=spec.overrides))
+    store = open_store()
+    short = store.study_runs(study_id)[("random", 1)]
+    store.db.execute("DELETE FROM rounds WHERE run_id = ? AND round = 2", (short,))  # as if it had stopped after round 1
+    result = analyse(store, study_id)
+    assert [p["round"] for p in result["curves"]["random"]] == [0, 1]
+    assert result["short_runs"] == [{"teacher": "random", "seed": 1, "run": short, "status": "finished", "points": 2}]
+    assert f"cut short by run {short} (random, seed 1: 1 of 2 rounds, stopped early)" in study_tables(result)[0].caption
