@@ -21,7 +21,7 @@ The analysis reads only the store:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -82,7 +82,7 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
                 resume_run(run_id, home)
                 continue
             config = _every_round(configure(spec.config or STUDY_RECIPE, [*spec.overrides, f"teacher.name={teacher}",
-                                                                    f"seed={seed}"], home), spec, home)
+                                                                    f"seed={seed}"], home))
             twin = _finished_twin(store, to_dict(config))
             if twin is not None:
                 with store.transaction():
@@ -97,17 +97,14 @@ def run_study(spec: StudySpec, home: str | Path | None = None) -> int:
     return study_id
 
 
-def _every_round(config: Any, spec: StudySpec, home: str | Path | None) -> Any:
+def _every_round(config: Any) -> Any:
     """The run's config with early stopping off: a learning curve needs every round, and one run that stops early
     cuts every teacher's curve at its depth (patience is raised to the number of rounds, and the study says so)."""
-    from mentor.runner import configure
-
     if config.loop.patience >= config.loop.rounds:
         return config
     console.log(f"  loop.patience {config.loop.patience} raised to loop.rounds={config.loop.rounds}: a study trains "
                 "every round, so that no run's early stop cuts the learning curves short")
-    return configure(spec.config or STUDY_RECIPE, [*spec.overrides, f"teacher.name={config.teacher.name}",
-                                                   f"seed={config.seed}", f"loop.patience={config.loop.rounds}"], home)
+    return replace(config, loop=replace(config.loop, patience=config.loop.rounds))
 
 
 def _finished_twin(store: Store, config: dict[str, Any]) -> int | None:
@@ -205,8 +202,7 @@ def analyse(store: Store, study_id: int, home: str | Path | None = None, resampl
             point.pop("predictions")
     return {"study": study_id, "created": study["created"], "spec": study["spec"], "control": control, "task": task.name,
             "holdout": len(truths), "runs": runs, "curves": curves, "paired": paired, "control_final": final,
-            "examples_to_reach": reach, "resampled": {"unit": unit, "groups": findings}, "short_runs": short,
-            "deepest": deepest}
+            "examples_to_reach": reach, "resampled": {"unit": unit, "groups": findings}, "short_runs": short}
 
 
 def _curve(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

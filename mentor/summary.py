@@ -195,8 +195,9 @@ def study_tables(study: dict[str, Any]) -> list[Table]:
         curves.add_column(f"{teacher}: embed", justify="right")
     short = study.get("short_runs") or []
     if short:  # a teacher's curve stops at its shortest run (the mean needs every seed)
+        deepest = max(len(r["points"]) for r in study["runs"])
         curves.caption += "; cut short by " + ", ".join(
-            f"run {r['run']} ({r['teacher']}, seed {r['seed']}: {r['points'] - 1} of {study['deepest'] - 1} rounds, "
+            f"run {r['run']} ({r['teacher']}, seed {r['seed']}: {r['points'] - 1} of {deepest - 1} rounds, "
             f"{'stopped early' if r['status'] == 'finished' else r['status']})" for r in short)
     depth = max((len(c) for c in study["curves"].values()), default=0)
     for k in range(depth):
