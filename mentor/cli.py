@@ -208,7 +208,8 @@ def show(ctx: typer.Context,
                     f"aimed by {' and '.join(aim['signals']) or 'label only'}"
                     + (f" ({aim['probed']} pool items probed in {r['seconds'].get('probe', 0):.0f} s)" if aim.get("probed") else "")
                     + f", {aim['explore']:.0%} explored at random"
-                    + (", labels in the data source's proportions" if aim.get("label_quota") == "source" else ""))
+                    + {"source": ", labels in the data source's proportions",
+                       "tempered": ", labels by the square root of the data source's counts"}.get(aim.get("label_quota"), ""))
                 out.print(f"  targeting: {how}", highlight=False)
         if fit := r["calibration"]:
             offsets = ", ".join(f"{label} {value:+.1f}" for label, value in fit["offsets"].items())

@@ -178,3 +178,13 @@ def test_each_teacher_names_the_settings_it_never_reads():
     assert unused_settings("random") == {"probe", "explore", "variants"} == unused_settings("openai:gpt-4o-mini")
     assert unused_settings("reference") == {"probe", "explore"}  # it reads teacher.variants
     assert unused_settings("reference:natural") == set() and unused_settings("reference:natural-nearest") == {"probe"}
+
+
+def test_tempered_label_quota_splits_by_the_square_root_of_the_source_counts():
+    pool = _skewed_pool()  # trivial three times as common as each other label
+    teacher = make_teacher(load_config(overrides=["teacher.name=reference:tempered"]).teacher, seed=0)
+    assert teacher.label_quota == "tempered" and teacher.probe_size > 0
+    exam = teacher.write_exam(SEVERITY, pool, 40, None, set(), 1)
+    counts = Counter(q.output["issue_type"] for q in exam)
+    # sqrt(3) : 1 : 1 : 1, so trivial gets 40 x 1.732 / 4.732 = 14.6 where the source mix gives it 20
+    assert abs(counts["trivial"] - 14.6) <= 1 and all(abs(counts[label] - 8.5) <= 1 for label in ("critical", "major", "minor"))

@@ -15,7 +15,8 @@ labels the student misses), its item-level variants (mentor.teachers.targeting):
 student's margin on probed items and nearness to the exam's mistakes), "reference:margin" and
 "reference:nearest" (one signal each), "reference:natural" (both signals, labels in the data source's own
 proportions), "reference:natural-margin" and "reference:natural-nearest" (one signal each, natural
-proportions); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
+proportions), "reference:tempered" (both signals, labels in proportion to the square root of the data source's
+counts); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
 OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
 """
 
@@ -62,6 +63,7 @@ REFERENCE_VARIANTS = {  # name -> (the item-level signals it uses, how it splits
     "reference:natural": (("margin", "nearest"), "source"),
     "reference:natural-margin": (("margin",), "source"),
     "reference:natural-nearest": (("nearest",), "source"),
+    "reference:tempered": (("margin", "nearest"), "tempered"),
 }
 OFFLINE = (*REFERENCE_VARIANTS, "random")
 

@@ -12,6 +12,9 @@ It plays the teacher's part without an LLM so the whole loop runs on a laptop wi
   is least sure) and by nearness to the exam's mistakes, with a share of random exploration;
 - `label_quota="source"` ("reference:natural") splits exams and curricula across labels in the data
   source's own proportions instead of by weakness, so the student's label prior stays that of real data;
+  `label_quota="tempered"` ("reference:tempered") in proportion to the square root of each label's count,
+  between the two: rare labels get more examples than real data gives them, without the weakness weights'
+  swing toward them;
 - `variants` > 1 teaches each new pool item the curriculum picks together with other pool items of the same
   finding (items sharing an input field with it, as `mentor.calibration.twin_groups` groups them: the same
   review on other code), so the student sees a finding more than once in other contexts instead of once.
@@ -30,6 +33,7 @@ from mentor.tasks import Task
 from mentor.teachers import targeting
 
 UNPARSEABLE = "(unparseable)"
+LABEL_QUOTAS = ("weakness", "source", "tempered")
 _STOP = set("""a an the and or of to in on for with is are be this that it as by at from not no should
 be can could would will into than then there their its if else when while use used using does do was were
 may might must which what why how you your we our they them these those has have had been being also
@@ -44,8 +48,8 @@ class ReferenceTeacher:
         unknown = set(signals) - set(targeting.SIGNALS)
         if unknown:
             raise ValueError(f"unknown targeting signal(s) {sorted(unknown)}; known: {', '.join(targeting.SIGNALS)}")
-        if label_quota not in ("weakness", "source"):
-            raise ValueError(f"label_quota must be 'weakness' or 'source', got {label_quota!r}")
+        if label_quota not in LABEL_QUOTAS:
+            raise ValueError(f"label_quota must be one of {', '.join(LABEL_QUOTAS)}, got {label_quota!r}")
         self.label_quota = label_quota
         if not 0.0 <= explore <= 1.0:
             raise ValueError(f"teacher.explore must be between 0 and 1, got {explore}")
@@ -67,11 +71,12 @@ class ReferenceTeacher:
         return _sample_by_label(task, fresh, n, weights, self._rng("exam", round_no), self._arranger(task, unsure))
 
     def _label_weights(self, task: Task, source: list[Example], weakness: dict[str, float]) -> dict[str, float]:
-        """How exams and curricula split across labels: by weakness, or as the data source does."""
+        """How exams and curricula split across labels: by weakness, as the data source does, or tempered."""
         if self.label_quota == "weakness" or not task.label_field:
             return weakness
         counts = Counter(e.output.get(task.label_field) for e in source)
-        return {label: float(counts[label]) for label in task.labels if counts[label]}
+        power = 0.5 if self.label_quota == "tempered" else 1.0
+        return {label: float(counts[label]) ** power for label in task.labels if counts[label]}
 
     def _arranger(self, task: Task, priority: dict[str, float],
                   finding: dict[str, int] | None = None) -> Callable[[list[Example], random.Random], None]:
