@@ -40,6 +40,9 @@ USER_ERRORS = (ConfigError, DataError, StoreError, TaskError, TeacherError, Stud
 HOME = typer.Option(None, "--home", envvar="MENTOR_HOME", metavar="DIR",
                     help="folder of the store and adapters [default: ./.mentor]")
 SHELLS = ("bash", "zsh", "fish", "powershell")
+# How `mentor show` names a reference teacher's label split (the weakness weights need no words).
+_LABEL_QUOTA_WORDS = {"source": ", labels in the data source's proportions",
+                      "tempered": ", labels by the square root of the data source's counts"}
 # The environment variable the completion scripts set when they ask `mentor` for completions.
 COMPLETE_VAR = "_MENTOR_COMPLETE"
 
@@ -208,8 +211,7 @@ def show(ctx: typer.Context,
                     f"aimed by {' and '.join(aim['signals']) or 'label only'}"
                     + (f" ({aim['probed']} pool items probed in {r['seconds'].get('probe', 0):.0f} s)" if aim.get("probed") else "")
                     + f", {aim['explore']:.0%} explored at random"
-                    + {"source": ", labels in the data source's proportions",
-                       "tempered": ", labels by the square root of the data source's counts"}.get(aim.get("label_quota"), ""))
+                    + _LABEL_QUOTA_WORDS.get(aim.get("label_quota"), ""))
                 out.print(f"  targeting: {how}", highlight=False)
         if fit := r["calibration"]:
             offsets = ", ".join(f"{label} {value:+.1f}" for label, value in fit["offsets"].items())
