@@ -188,3 +188,39 @@ def test_tempered_label_quota_splits_by_the_square_root_of_the_source_counts():
     counts = Counter(q.output["issue_type"] for q in exam)
     # sqrt(3) : 1 : 1 : 1, so trivial gets 40 x 1.732 / 4.732 = 14.6 where the source mix gives it 20
     assert abs(counts["trivial"] - 14.6) <= 1 and all(abs(counts[label] - 8.5) <= 1 for label in ("critical", "major", "minor"))
+
+
+def _typical_pool() -> tuple[list[Example], list[Example], list[Example]]:
+    """One label's findings: a large cluster (SQL injection), a smaller one (buffer overflow), and outliers."""
+    def item(review: str, i: int) -> Example:
+        return Example({"code": f"f({i})", "review": review}, {"issue_type": "critical"})
+    sql = [item(f"user input reaches the SQL query string without escaping, injection risk case{i}", i) for i in range(8)]
+    overflow = [item(f"buffer copied without a bounds check, memory overflow case{i}", 10 + i) for i in range(5)]
+    odd = [item("deprecated locale API", 20), item("thread started in a constructor", 21)]
+    return sql, overflow, odd
+
+
+def test_typical_priority_takes_each_clusters_most_typical_item_largest_cluster_first():
+    from mentor.teachers.targeting import typical_priority
+
+    sql, overflow, odd = _typical_pool()
+    priority = typical_priority(SEVERITY, odd + overflow + sql, clusters=2, seed=0)
+    order = sorted(priority, key=priority.get)
+    by_key = {SEVERITY.key(e.input): e for e in sql + overflow + odd}
+    assert "SQL" in by_key[order[0]].input["review"] and "overflow" in by_key[order[1]].input["review"]
+    assert {SEVERITY.key(e.input) for e in odd} == set(order[-2:])  # outliers are least typical
+
+
+def test_typical_signal_aims_only_the_first_curriculum_and_ignores_the_untuned_margins():
+    sql, overflow, odd = _typical_pool()
+    pool = sql + overflow + odd
+    exam_item = Example({"code": "g()", "review": "SQL injection through string concatenation"}, {"issue_type": "critical"})
+    results = [_answer(exam_item, "critical", 0.9)]  # right: nothing to re-teach
+    probed = [_answer(e, "trivial", 0.3) for e in odd]  # the untuned student is least sure of the outliers
+    teacher = make_teacher(load_config(overrides=["teacher.name=reference:natural-typical", "teacher.explore=0"]).teacher, seed=0)
+    assert teacher.signals == ("margin", "nearest", "typical") and teacher.label_quota == "source"
+    first = teacher.grade(SEVERITY, results, pool, 2, set(), 1, probed)
+    reviews = [e.input["review"] for e in first.dataset]
+    assert sorted("SQL" in r for r in reviews) == [False, True] and any("overflow" in r for r in reviews)
+    later = teacher.grade(SEVERITY, results, pool, 2, set(), 2, probed)  # round 2: the margins again
+    assert {SEVERITY.key(e.input) for e in later.dataset} == {SEVERITY.key(e.input) for e in odd}

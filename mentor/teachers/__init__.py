@@ -16,7 +16,8 @@ student's margin on probed items and nearness to the exam's mistakes), "referenc
 "reference:nearest" (one signal each), "reference:natural" (both signals, labels in the data source's own
 proportions), "reference:natural-margin" and "reference:natural-nearest" (one signal each, natural
 proportions), "reference:tempered" (both signals, labels in proportion to the square root of the data source's
-counts); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
+counts), "reference:natural-typical" (as natural, but the first round's new items are the most typical
+of their label, a cold start for the untuned student); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
 OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
 """
 
@@ -64,6 +65,7 @@ REFERENCE_VARIANTS = {  # name -> (the item-level signals it uses, how it splits
     "reference:natural-margin": (("margin",), "source"),
     "reference:natural-nearest": (("nearest",), "source"),
     "reference:tempered": (("margin", "nearest"), "tempered"),
+    "reference:natural-typical": (("margin", "nearest", "typical"), "source"),
 }
 OFFLINE = (*REFERENCE_VARIANTS, "random")
 

@@ -9,7 +9,8 @@ It plays the teacher's part without an LLM so the whole loop runs on a laptop wi
   labels by the same weakness weights (missed labels and the labels wrongly predicted in their place);
 - with item-level signals (the variants "reference:items" and others, mentor.teachers.targeting), items
   within each label are chosen by the student's margin on probed pool items (the exam, too, asks where it
-  is least sure) and by nearness to the exam's mistakes, with a share of random exploration;
+  is least sure) and by nearness to the exam's mistakes, with a share of random exploration; with "typical"
+  ("reference:natural-typical") the first round's new items are the most typical of their label instead;
 - `label_quota="source"` ("reference:natural") splits exams and curricula across labels in the data
   source's own proportions instead of by weakness, so the student's label prior stays that of real data;
   `label_quota="tempered"` ("reference:tempered") in proportion to the square root of each label's count,
@@ -102,8 +103,11 @@ class ReferenceTeacher:
         dataset = missed[:n_new]
         taken = avoid | {task.key(e.input) for e in dataset} | {task.key(r.question.input) for r in results}
         extra = [e for e in source if task.key(e.input) not in taken]
-        priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
-                                                 missed, self.signals)
+        if "typical" in self.signals and round_no == 1:  # the untuned student: a cold start by typicality
+            priority = targeting.typical_priority(task, extra, clusters=n_new, seed=self.seed)
+        else:
+            priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
+                                                     missed, self.signals)
         weights = self._label_weights(task, source, detail["weights"])
         finding = None
         if self.variants > 1:

@@ -9,6 +9,11 @@ already gets right from one it does not. Two item-level signals can:
   data they are as often label noise as lessons.
 - nearest: TF-IDF cosine similarity to the exam's mistakes of the same label (items like the ones the
   student just got wrong). It needs no probe.
+- typical: a cold start for the first curriculum, when the student is still untuned and its margins say
+  little about what it will find hard. Candidates are ranked by how typical they are of their label (the
+  most typical item of each TF-IDF cluster, largest clusters first, as TypiClust does for active learning
+  at small budgets): a first round that covers a label's common kinds of finding, not its outliers. Later
+  rounds use the other signals.
 Within each label a share `explore` of the picks is drawn at random from the whole group, and targeted
 picks never share a review text (the same rule in several languages would otherwise fill a label's quota).
 """
@@ -21,9 +26,10 @@ from typing import Sequence
 from mentor.records import Example, ExamResult
 from mentor.tasks import Task, normalise_text
 
-SIGNALS = ("margin", "nearest")
+SIGNALS = ("margin", "nearest", "typical")
 WRONG_BONUS = 0.25  # how much closer to the front a wrong answer is than a right one at the same margin
 NEAREST_WEIGHT = 0.5  # how much a similarity of 1.0 to a mistake moves an item forward, against the margin
+TYPICAL_NEIGHBOURS = 20  # typicality: mean cosine similarity to this many nearest items of the same label
 
 
 def margin(result: ExamResult, task: Task) -> float | None:
@@ -64,25 +70,61 @@ def curriculum_priority(task: Task, candidates: Sequence[Example], probed: Seque
     return out
 
 
+def _vectors(task: Task, examples: Sequence[Example]):
+    """L2-normalised TF-IDF rows of the examples' input fields (so a dot product is a cosine)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["\n".join(str(e.input.get(name, "")) for name in task.input_fields) for e in examples]
+    return TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b[\w.]+\b").fit_transform(texts)
+
+
 def nearest_mistake_similarity(task: Task, candidates: Sequence[Example], mistakes: Sequence[Example]) -> list[float]:
     """Per candidate: the highest TF-IDF cosine similarity to a mistake with the same correct label (to any
     mistake when the task has no labels)."""
     if not candidates or not mistakes:
         return [0.0] * len(candidates)
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    def text(example: Example) -> str:
-        return "\n".join(str(example.input.get(name, "")) for name in task.input_fields)
-
-    vectors = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b[\w.]+\b").fit_transform(
-        [text(e) for e in candidates] + [text(e) for e in mistakes])
+    vectors = _vectors(task, list(candidates) + list(mistakes))
     cand, miss = vectors[:len(candidates)], vectors[len(candidates):]
-    sims = (cand @ miss.T).toarray()  # rows are L2-normalised, so the dot product is the cosine
+    sims = (cand @ miss.T).toarray()
     label = task.label_field
     out = []
     for i, example in enumerate(candidates):
         same = [j for j, m in enumerate(mistakes) if not label or m.output.get(label) == example.output.get(label)]
         out.append(float(sims[i, same].max()) if same else 0.0)
+    return out
+
+
+def typical_priority(task: Task, candidates: Sequence[Example], clusters: int, seed: int) -> dict[str, float]:
+    """Cold-start priority (lower first) per candidate key. Within each label the candidates are split into
+    `clusters` TF-IDF k-means clusters; each cluster's most typical item (highest mean similarity to its
+    nearest neighbours of the label) comes first, largest cluster first, then the rest by typicality."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    groups: dict[str, list[Example]] = {}
+    for example in candidates:
+        groups.setdefault(str(example.output.get(task.label_field or "", "")), []).append(example)
+    out: dict[str, float] = {}
+    for group in groups.values():
+        vectors = _vectors(task, group)
+        sims = (vectors @ vectors.T).toarray()
+        np.fill_diagonal(sims, -1.0)
+        k = min(TYPICAL_NEIGHBOURS, len(group) - 1)
+        typicality = np.sort(sims, axis=1)[:, -k:].mean(axis=1) if k > 0 else np.ones(len(group))
+        n_clusters = max(1, min(clusters, len(group)))
+        assignment = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(vectors)
+        sizes = np.bincount(assignment, minlength=n_clusters)
+        representatives = []
+        for cluster in range(n_clusters):
+            members = np.flatnonzero(assignment == cluster)
+            if len(members):
+                representatives.append((-sizes[cluster], members[np.argmax(typicality[members])]))
+        first = {int(i) for _, i in representatives}
+        for rank, (_, i) in enumerate(sorted(representatives, key=lambda pair: (pair[0], pair[1]))):
+            out[task.key(group[i].input)] = float(rank)
+        for i, example in enumerate(group):
+            if i not in first:  # after every representative, the most typical first
+                out[task.key(example.input)] = n_clusters + 1.0 - float(typicality[i])
     return out
 
 
