@@ -41,6 +41,7 @@ import torch
 
 from mentor.config import StudentConfig
 from mentor.data import bundled_path, load_examples
+from mentor.students.hf_training import epochs_for
 from mentor.tasks import get_task
 
 
@@ -167,8 +168,10 @@ def main() -> None:
         started = time.perf_counter()
         report = student.finetune(task, examples, Path(tmp) / "adapter")
         train_seconds = time.perf_counter() - started
-    sequences = len(examples) * config.epochs
-    train_tokens = sum(len(f["input_ids"]) for f in student.train_features(task, examples)) * config.epochs
+    features = student.train_features(task, examples)
+    epochs = epochs_for(config, len(features))
+    sequences = len(examples) * epochs
+    train_tokens = sum(len(f["input_ids"]) for f in features) * epochs
     train_gflops = 4 * params * train_tokens / train_seconds / 1e9
     out["training"] = {"sequences_per_s": sequences / train_seconds, "tokens_per_s": train_tokens / train_seconds,
                        "gflops": train_gflops, "share_of_peak": train_gflops / out["peak_gflops"], "steps": report.steps}

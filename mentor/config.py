@@ -95,6 +95,9 @@ class StudentConfig:
     learning_rate: float = _f(1e-3, "peak learning rate (the original design's 1e-4 was for an 8B model over thousands of steps; "
                                      "a 135M model with a few hundred CPU steps learns nothing at 1e-4)", ge=0)
     epochs: float = _f(1.5, "passes over each round's training set", gt=0)
+    min_sequences: int = _f(0, "train on at least this many sequences a round: a small training set (a first round with "
+                               "nothing to replay) gets more passes than `epochs` so every round takes as many steps "
+                               "(0 = off)", ge=0)
     batch_size: int = _f(4, "global batch size; the original design's 16 gives a 120-example round 15 updates, too few to learn "
                             "from on a CPU budget (measured: chance-level loss), 4 gives 60", ge=1)
     micro_batch_size: int = _f(4, "examples per forward pass (on a CPU throughput is flat in this, memory is not)", ge=1)

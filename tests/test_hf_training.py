@@ -62,3 +62,15 @@ def test_context_free_copies_teach_each_example_again_without_its_code(tmp_path)
     assert len(student.train_features(SHARED, TRIVIAL[:2])) == 2
     report = student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
     assert report.examples == len(TRIVIAL) and report.steps == 6  # 21 sequences, batches of 4
+
+
+def test_min_sequences_gives_a_small_round_more_passes_and_leaves_a_large_one_alone(tmp_path):
+    from mentor.students.hf_training import epochs_for
+
+    config = replace(CONFIG, epochs=3, min_sequences=288)
+    assert epochs_for(config, 48) == 6 and epochs_for(config, 96) == 3 and epochs_for(config, 200) == 3
+    assert epochs_for(replace(config, min_sequences=0), 48) == 3
+    student = HFStudent(str(save_tiny_model(tmp_path / "tiny")), replace(CONFIG, epochs=1, min_sequences=3 * len(TRIVIAL)), seed=0)
+    report = student.finetune(SEVERITY, TRIVIAL, tmp_path / "adapter")
+    # 7 examples: 21 sequences in batches of 4 (the same steps as three passes), where one pass would take 2.
+    assert report.examples == len(TRIVIAL) and report.steps == 6

@@ -37,7 +37,7 @@ from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
 from mentor.students.hf_scoring import chunks, label_scores, left_pad
-from mentor.students.hf_training import AnswerLoss, Progress, save_atomically
+from mentor.students.hf_training import AnswerLoss, Progress, epochs_for, save_atomically
 from mentor.tasks import Task
 
 # Ours, and short on purpose: SmolLM2's default system prompt costs ~20 tokens on every item.
@@ -263,7 +263,7 @@ class HFStudent:
             args = TrainingArguments(
                 output_dir=scratch, per_device_train_batch_size=cfg.micro_batch_size,
                 gradient_accumulation_steps=max(1, round(cfg.batch_size / (cfg.micro_batch_size * world))),
-                learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, warmup_steps=cfg.warmup_ratio,
+                learning_rate=cfg.learning_rate, num_train_epochs=epochs_for(cfg, len(features)), warmup_steps=cfg.warmup_ratio,
                 weight_decay=cfg.weight_decay, lr_scheduler_type="cosine", seed=self.seed, data_seed=self.seed,
                 save_strategy="no", eval_strategy="no", report_to=list(cfg.report_to), logging_steps=1, disable_tqdm=True,
                 log_level="warning", dataloader_num_workers=0, remove_unused_columns=False, label_names=["labels"],

@@ -1,5 +1,5 @@
 """What the Hugging Face student hands the Trainer when it fine-tunes: the answer-only loss with its
-label-decision term, the progress callback, and the adapter save that never leaves half a folder behind."""
+label-decision term, the progress callback, how many passes a round takes, and the adapter save that never leaves half a folder behind."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Callable
 import torch
 from peft import PeftModel
 from transformers import TrainerCallback
+
+from mentor.config import StudentConfig
 
 
 class AnswerLoss:
@@ -86,3 +88,12 @@ def save_atomically(model: PeftModel, out_dir: Path) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
+
+
+def epochs_for(config: StudentConfig, sequences: int) -> float:
+    """Passes over a round's training set: `student.epochs`, raised for a small set so that the round trains on at
+    least `student.min_sequences` sequences. With replay a first round has half the sequences of the later ones,
+    and three passes over 48 examples left some seeds' first round collapsed onto the commonest label."""
+    if not sequences or not config.min_sequences:
+        return config.epochs
+    return max(config.epochs, config.min_sequences / sequences)
