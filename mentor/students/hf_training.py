@@ -93,7 +93,8 @@ def save_atomically(model: PeftModel, out_dir: Path) -> None:
 def epochs_for(config: StudentConfig, sequences: int) -> float:
     """Passes over a round's training set: `student.epochs`, raised for a small set so that the round trains on at
     least `student.min_sequences` sequences. With replay a first round has half the sequences of the later ones,
-    and three passes over 48 examples left some seeds' first round collapsed onto the commonest label."""
+    and three passes over 48 examples left some seeds' first round collapsed onto the commonest label (six passes
+    rescued random's first rounds in the study but not the targeted teacher's curve: docs/studies.md)."""
     if not sequences or not config.min_sequences:
         return config.epochs
     return max(config.epochs, config.min_sequences / sequences)
