@@ -1,5 +1,6 @@
 """What the Hugging Face student hands the Trainer when it fine-tunes: the answer-only loss with its
-label-decision term, the progress callback, how many passes a round takes, and the adapter save that never leaves half a folder behind."""
+label-decision term, the progress callback, how many passes a round takes, and the adapter save that never
+leaves half a folder behind."""
 
 from __future__ import annotations
 

@@ -115,12 +115,11 @@ def typical_priority(task: Task, candidates: Sequence[Example], clusters: int, s
         assignment = KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(vectors)
         sizes = np.bincount(assignment, minlength=n_clusters)
         representatives = []
-        for cluster in range(n_clusters):
+        for cluster in np.flatnonzero(sizes):
             members = np.flatnonzero(assignment == cluster)
-            if len(members):
-                representatives.append((-sizes[cluster], members[np.argmax(typicality[members])]))
+            representatives.append((-sizes[cluster], members[np.argmax(typicality[members])]))
         first = {int(i) for _, i in representatives}
-        for rank, (_, i) in enumerate(sorted(representatives, key=lambda pair: (pair[0], pair[1]))):
+        for rank, (_, i) in enumerate(sorted(representatives)):  # largest cluster first
             out[task.key(group[i].input)] = float(rank)
         for i, example in enumerate(group):
             if i not in first:  # after every representative, the most typical first
