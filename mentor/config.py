@@ -186,6 +186,9 @@ class LoopConfig:
     max_minutes: float = _f(0.0, "wall-clock budget in minutes over the whole run, resumes included (0 = none)", ge=0)
     replay: float = _f(0.5, "besides a round's new examples, train on up to this many times as many earlier "
                              "curriculum examples (replay keeps old lessons without retraining on everything)", ge=0)
+    warm_start: bool = _f(True, "each round fine-tunes the best adapter so far further; false: each round trains a fresh "
+                                "adapter from the untuned model on every accepted curriculum example so far (replay "
+                                "is then ignored; active learning's usual protocol, slower as the curriculum grows)")
     calibration: int = _f(0, "set aside this many labelled pool items (and their near-twins) before the teacher sees "
                              "the pool; after each round's fine-tuning, fit per-label decision offsets on them "
                              "(mentor.calibration) and save them with the adapter (0 = off)", ge=0)

@@ -40,10 +40,10 @@ def summarise(statuses: list[str]) -> dict[str, int]:
     return {k: counts.get(k, 0) for k in ("accepted", "invalid", "excluded", "duplicate")}
 
 
-def training_set(new: list[Example], earlier: list[Example], replay: float, seed: int, round_no: int) -> list[Example]:
-    """This round's new examples plus up to `replay` x as many earlier ones, shuffled reproducibly."""
+def training_set(new: list[Example], earlier: list[Example], replay: float | None, seed: int, round_no: int) -> list[Example]:
+    """This round's new examples plus up to `replay` x as many earlier ones (None: all of them), shuffled reproducibly."""
     rng = random.Random(f"{seed}:train:{round_no}")
-    k = min(len(earlier), int(round(replay * len(new))))
+    k = len(earlier) if replay is None else min(len(earlier), int(round(replay * len(new))))
     chosen = new + rng.sample(earlier, k)
     rng.shuffle(chosen)
     return chosen

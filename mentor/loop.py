@@ -220,10 +220,12 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
             store.update_round(run_id, round_no, stats={**stats, "curriculum": summarise(statuses)})
         step(round_no, "curriculum", merge, save_merge)
 
-        # 5. Fine-tune from the current (best) adapter on the new examples plus a replay sample.
+        # 5. Fine-tune from the current (best) adapter on the new examples plus a replay sample, or (loop.warm_start
+        # false) a fresh adapter on the whole curriculum so far.
         new = store.curriculum(run_id, round_no)
         earlier = [e for e in store.curriculum(run_id) if e.meta["round"] < round_no]
-        train = training_set(new, earlier, cfg.loop.replay, cfg.seed, round_no)
+        train = training_set(new, earlier, cfg.loop.replay if cfg.loop.warm_start else None, cfg.seed, round_no)
+        start = Path(best_adapter) if best_adapter and cfg.loop.warm_start else None
         if not train:
             reason = "the teacher proposed no usable training examples"
             break
@@ -236,7 +238,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
 
         def finetune() -> TrainReport:
             if cfg.student.launcher:  # several GPUs: a launched `mentor train` trains, this process waits
-                return launch.train(cfg, train, adapters / f"round-{round_no}", Path(best_adapter) if best_adapter else None)
+                return launch.train(cfg, train, adapters / f"round-{round_no}", start)
+            r.student.use_adapter(start)  # the probe and the exam used the best adapter, a fresh start drops it
             with console.progress(f"round {round_no}: fine-tuning on {len(train)} examples", None) as advance:
                 return r.student.finetune(task, train, adapters / f"round-{round_no}", advance)
 

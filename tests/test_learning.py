@@ -45,6 +45,7 @@ class _ScheduledStudent:
         self.truth = holdout_truth
         self.loaded: Path | None = None
         self.started_from: list[str | None] = []
+        self.asked_with: list[str | None] = []  # the adapter loaded for each probe or exam
 
     def use_adapter(self, path):  # noqa: ANN001
         self.loaded = Path(path) if path else None
@@ -53,6 +54,7 @@ class _ScheduledStudent:
     def answer(self, task, inputs, progress=None, explain=True):  # noqa: ANN001
         answers = self.inner.answer(task, inputs, progress, explain)
         if not inputs or SEVERITY.key(inputs[0]) not in self.truth:
+            self.asked_with.append(self.loaded.name if self.loaded else None)
             return answers
         good = self.loaded is not None and self.loaded.name in ("round-1", "round-3")
         wrong = {label: next(x for x in SEVERITY.labels if x != label) for label in SEVERITY.labels}
@@ -79,3 +81,22 @@ def test_a_worse_round_is_rolled_back_and_the_next_round_starts_from_the_best_ad
     assert scores[1] == 1.0 and scores[2] == 0.0  # round 2 is worse than round 1...
     assert student.started_from == [None, "round-1", "round-1"]  # ...so round 3 trains from round 1's adapter
     assert result["best_round"] == 1  # round 3 only ties round 1
+
+
+def test_without_warm_start_each_round_trains_a_fresh_adapter_on_the_whole_curriculum(tmp_path, home, monkeypatch):
+    holdout = make_examples(4, "hold", seed=1)
+    pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(40, "pool"))
+    hold = write_jsonl(tmp_path / "hold.jsonl", holdout)
+    student = _ScheduledStudent({SEVERITY.key(e.input): e.output["issue_type"] for e in holdout})
+    monkeypatch.setattr(runner, "make_student", lambda config, seed: student)
+    config = load_config(overrides=[f"data.pool={pool}", f"data.holdout={hold}", "teacher.exam_size=4",
+                                    "teacher.new_examples=6", "loop.rounds=3", "loop.patience=3",
+                                    "loop.replay=0.5", "loop.warm_start=false"])
+    result = start_run(config)
+    store = open_store()
+    assert student.started_from == [None, None, None]
+    trained = [{SEVERITY.key(e.input) for e in examples} for examples in student.inner.trained]
+    so_far = [{SEVERITY.key(e.input) for e in store.curriculum(result["run_id"]) if e.meta["round"] <= n} for n in (1, 2, 3)]
+    assert trained == so_far and len(so_far[2]) > len(so_far[1]) > len(so_far[0]) > 0  # replay is ignored: everything
+    # The teacher still examined the best student: round 3's exam was taken with round 1's adapter (round 2 was worse).
+    assert student.asked_with[-1] == "round-1" and result["best_round"] == 1
