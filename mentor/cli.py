@@ -210,6 +210,8 @@ def show(ctx: typer.Context,
                 how = "drawn at random (the control)" if aim.get("random") else (
                     f"aimed by {' and '.join(aim['signals']) or 'label only'}"
                     + (f" ({aim['probed']} pool items probed in {r['seconds'].get('probe', 0):.0f} s)" if aim.get("probed") else "")
+                    + (f", {aim['inconsistent']} not targeted or re-taught (their neighbours' labels disagree)"
+                       if aim.get("inconsistent") else "")
                     + f", {aim['explore']:.0%} explored at random"
                     + _LABEL_QUOTA_WORDS.get(aim.get("label_quota"), ""))
                 out.print(f"  targeting: {how}", highlight=False)

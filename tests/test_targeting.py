@@ -82,7 +82,7 @@ def test_curriculum_picks_the_probed_items_the_student_gets_wrong_first():
     labels_only = ReferenceTeacher(seed=0, signals=(), explore=0.0).grade(SEVERITY, results, pool, 8, set(), 1, probed)
     assert {SEVERITY.key(e.input) for e in labels_only.dataset} != picked
     assert grade.detail["targeting"] == {"signals": ["margin"], "probed": 24, "ranked": 24, "explore": 0.0,
-                                           "label_quota": "weakness", "variants": 1}
+                                           "label_quota": "weakness", "variants": 1, "inconsistent": 0}
 
 
 def test_unsure_items_come_before_confidently_wrong_ones():
@@ -224,3 +224,44 @@ def test_typical_signal_aims_only_the_first_curriculum_and_ignores_the_untuned_m
     assert sorted("SQL" in r for r in reviews) == [False, True] and any("overflow" in r for r in reviews)
     later = teacher.grade(SEVERITY, results, pool, 2, set(), 2, probed)  # round 2: the margins again
     assert {SEVERITY.key(e.input) for e in later.dataset} == {SEVERITY.key(e.input) for e in odd}
+
+
+def _mixed_pool() -> tuple[list[Example], list[Example], Example]:
+    """Critical SQL-injection findings, trivial naming ones, and one SQL-injection finding labelled trivial."""
+    sql = [Example({"code": f"q({i})", "review": f"user input concatenated into the SQL query, injection risk {i}"},
+                   {"issue_type": "critical"}) for i in range(12)]
+    naming = [Example({"code": f"n({i})", "review": f"variable name does not follow the naming convention {i}"},
+                      {"issue_type": "trivial"}) for i in range(12)]
+    odd = Example({"code": "q(99)", "review": "user input concatenated into the SQL query, injection risk 99"},
+                  {"issue_type": "trivial"})
+    return sql, naming, odd
+
+
+def test_label_agreement_is_low_where_the_neighbours_carry_another_label_and_skips_the_same_review():
+    from mentor.teachers.targeting import label_agreement
+
+    sql, naming, odd = _mixed_pool()
+    twin = Example({"code": "other(1)", "review": odd.input["review"]}, {"issue_type": "trivial"})  # same finding
+    agreement = label_agreement(SEVERITY, [sql[0], naming[0], odd], sql + naming + [odd, twin])
+    assert agreement[0] >= 0.8 and agreement[1] >= 0.8
+    assert agreement[2] <= 0.1  # its twin shares its label but is the same finding, so it does not count
+
+
+def test_consistent_signal_neither_targets_nor_reteaches_items_whose_neighbours_disagree():
+    sql, naming, odd = _mixed_pool()
+    missed = Example({"code": "q(98)", "review": "user input concatenated into the SQL query, injection risk 98"},
+                     {"issue_type": "trivial"})
+    pool = sql + naming + [odd, missed]
+    results = [_answer(missed, "critical", 0.6), _answer(naming[0], "trivial", 0.9)]
+    probed = [_answer(odd, "critical", 0.4)] + [_answer(e, "trivial", 0.5) for e in naming[1:6]]
+
+    def picks(name: str):
+        teacher = make_teacher(load_config(overrides=[f"teacher.name={name}", "teacher.explore=0"]).teacher, seed=0)
+        grade = teacher.grade(SEVERITY, results, pool, 4, set(), 2, probed)
+        return {SEVERITY.key(e.input) for e in grade.dataset}, grade.detail["targeting"]
+
+    plain, _ = picks("reference:natural")
+    assert {SEVERITY.key(odd.input), SEVERITY.key(missed.input)} <= plain  # unsure, wrong and missed: picked first
+    consistent, detail = picks("reference:natural-consistent")
+    assert not {SEVERITY.key(odd.input), SEVERITY.key(missed.input)} & consistent and len(consistent) == 4
+    assert detail["inconsistent"] == 2 and detail["signals"] == ["margin", "nearest", "consistent"]

@@ -17,7 +17,8 @@ student's margin on probed items and nearness to the exam's mistakes), "referenc
 proportions), "reference:natural-margin" and "reference:natural-nearest" (one signal each, natural
 proportions), "reference:tempered" (both signals, labels in proportion to the square root of the data source's
 counts), "reference:natural-typical" (as natural, but the first round's new items are the most typical
-of their label, a cold start for the untuned student); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
+of their label, a cold start for the untuned student), "reference:natural-consistent" (as natural, but items
+whose nearest pool items mostly carry another label are not targeted); "random" (the control: uniform draws, ignores the grade); "openai:MODEL" (an LLM behind any
 OpenAI-compatible server; `record` keeps its raw calls, `cache=` reuses its replies).
 """
 
@@ -66,6 +67,7 @@ REFERENCE_VARIANTS = {  # name -> (the item-level signals it uses, how it splits
     "reference:natural-nearest": (("nearest",), "source"),
     "reference:tempered": (("margin", "nearest"), "tempered"),
     "reference:natural-typical": (("margin", "nearest", "typical"), "source"),
+    "reference:natural-consistent": (("margin", "nearest", "consistent"), "source"),
 }
 OFFLINE = (*REFERENCE_VARIANTS, "random")
 

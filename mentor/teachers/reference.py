@@ -100,7 +100,11 @@ class ReferenceTeacher:
         rng = self._rng("curriculum", round_no)
         missed = [r.question for r in results if not r.correct]
         rng.shuffle(missed)
-        dataset = missed[:n_new]
+        dataset = missed
+        if "consistent" in self.signals:  # a mistake on an item whose neighbours' labels disagree is no lesson
+            dataset = [e for e, a in zip(missed, targeting.label_agreement(task, missed, source)) if a >= targeting.MIN_AGREEMENT]
+        inconsistent = len(missed) - len(dataset)
+        dataset = dataset[:n_new]
         taken = avoid | {task.key(e.input) for e in dataset} | {task.key(r.question.input) for r in results}
         extra = [e for e in source if task.key(e.input) not in taken]
         if "typical" in self.signals and round_no == 1:  # the untuned student: a cold start by typicality
@@ -108,6 +112,9 @@ class ReferenceTeacher:
         else:
             priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
                                                      missed, self.signals)
+        if "consistent" in self.signals:
+            kept = targeting.drop_inconsistent(task, priority, extra, source)
+            inconsistent, priority = inconsistent + len(priority) - len(kept), kept
         weights = self._label_weights(task, source, detail["weights"])
         finding = None
         if self.variants > 1:
@@ -116,7 +123,8 @@ class ReferenceTeacher:
                                     self._arranger(task, priority, finding))
         dataset = [Example(e.input, e.output, source=f"teacher:{e.source or 'pool'}", meta=e.meta) for e in dataset]
         detail["targeting"] = {"signals": list(self.signals), "probed": len(probed), "ranked": len(priority),
-                               "explore": self.explore, "label_quota": self.label_quota, "variants": self.variants}
+                               "explore": self.explore, "label_quota": self.label_quota, "variants": self.variants,
+                               "inconsistent": inconsistent}
         return Grade(proficiency, feedback, dataset, detail)
 
 

@@ -14,6 +14,10 @@ already gets right from one it does not. Two item-level signals can:
   most typical item of each TF-IDF cluster, largest clusters first, as TypiClust does for active learning
   at small budgets): a first round that covers a label's common kinds of finding, not its outliers. Later
   rounds use the other signals.
+- consistent: a filter on the others. An item whose nearest pool items (TF-IDF, other review texts) mostly
+  carry another label sits where the labels are mixed: ambiguous or mislabelled, and the items a student
+  is least sure of are often those. Such an item is not targeted (it can still be explored at random), nor
+  re-taught when the student missed it in the exam.
 Within each label a share `explore` of the picks is drawn at random from the whole group, and targeted
 picks never share a review text (the same rule in several languages would otherwise fill a label's quota).
 """
@@ -26,10 +30,12 @@ from typing import Sequence
 from mentor.records import Example, ExamResult
 from mentor.tasks import Task, normalise_text
 
-SIGNALS = ("margin", "nearest", "typical")
+SIGNALS = ("margin", "nearest", "typical", "consistent")
 WRONG_BONUS = 0.25  # how much closer to the front a wrong answer is than a right one at the same margin
 NEAREST_WEIGHT = 0.5  # how much a similarity of 1.0 to a mistake moves an item forward, against the margin
 TYPICAL_NEIGHBOURS = 20  # typicality: mean cosine similarity to this many nearest items of the same label
+AGREEMENT_NEIGHBOURS = 10  # consistency: the labels of this many nearest pool items with another review text
+MIN_AGREEMENT = 0.3  # below this share of them sharing its label, an item is not targeted
 
 
 def margin(result: ExamResult, task: Task) -> float | None:
@@ -92,6 +98,36 @@ def nearest_mistake_similarity(task: Task, candidates: Sequence[Example], mistak
         same = [j for j, m in enumerate(mistakes) if not label or m.output.get(label) == example.output.get(label)]
         out.append(float(sims[i, same].max()) if same else 0.0)
     return out
+
+
+def label_agreement(task: Task, items: Sequence[Example], source: Sequence[Example]) -> list[float]:
+    """Per item: the share of its AGREEMENT_NEIGHBOURS nearest source items (TF-IDF cosine, items with the same
+    review text left out: they are the same finding) whose label is the item's label."""
+    import numpy as np
+
+    if not items or not source or not task.label_field:
+        return [1.0] * len(items)
+    label, field = task.label_field, task.input_fields[-1]
+    vectors = _vectors(task, list(items) + list(source))
+    sims = (vectors[:len(items)] @ vectors[len(items):].T).toarray()
+    reviews = np.array([normalise_text(str(e.input.get(field, ""))) for e in source])
+    labels = np.array([str(e.output.get(label)) for e in source])
+    out = []
+    for i, item in enumerate(items):
+        row = np.where(reviews == normalise_text(str(item.input.get(field, ""))), -np.inf, sims[i])
+        nearest = np.argsort(-row, kind="stable")[:AGREEMENT_NEIGHBOURS]
+        nearest = nearest[np.isfinite(row[nearest])]
+        out.append(float((labels[nearest] == str(item.output.get(label))).mean()) if len(nearest) else 1.0)
+    return out
+
+
+def drop_inconsistent(task: Task, priority: dict[str, float], candidates: Sequence[Example],
+                      source: Sequence[Example]) -> dict[str, float]:
+    """The priority without the ranked candidates whose label agreement is below MIN_AGREEMENT."""
+    ranked = [e for e in candidates if task.key(e.input) in priority]
+    agreement = label_agreement(task, ranked, source)
+    dropped = {task.key(e.input) for e, a in zip(ranked, agreement) if a < MIN_AGREEMENT}
+    return {key: value for key, value in priority.items() if key not in dropped}
 
 
 def typical_priority(task: Task, candidates: Sequence[Example], clusters: int, seed: int) -> dict[str, float]:
