@@ -68,15 +68,21 @@ class _ScheduledStudent:
         return report
 
 
-def test_a_worse_round_is_rolled_back_and_the_next_round_starts_from_the_best_adapter(tmp_path, home, monkeypatch):
+def _scheduled_run(tmp_path, monkeypatch, pool_size: int, *overrides: str) -> tuple[dict, _ScheduledStudent]:  # noqa: ANN001
+    """Three rounds with the scheduled student (round 2 worse than round 1) on a fresh pool."""
     holdout = make_examples(4, "hold", seed=1)
-    pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(20, "pool"))
+    pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(pool_size, "pool"))
     hold = write_jsonl(tmp_path / "hold.jsonl", holdout)
     student = _ScheduledStudent({SEVERITY.key(e.input): e.output["issue_type"] for e in holdout})
     monkeypatch.setattr(runner, "make_student", lambda config, seed: student)
-    config = load_config(overrides=[f"data.pool={pool}", f"data.holdout={hold}", "teacher.exam_size=8",
-                                    "teacher.new_examples=8", "teacher.probe=8", "loop.rounds=3", "loop.patience=3"])
-    result = start_run(config)
+    config = load_config(overrides=[f"data.pool={pool}", f"data.holdout={hold}", "loop.rounds=3", "loop.patience=3",
+                                    *overrides])
+    return start_run(config), student
+
+
+def test_a_worse_round_is_rolled_back_and_the_next_round_starts_from_the_best_adapter(tmp_path, home, monkeypatch):
+    result, student = _scheduled_run(tmp_path, monkeypatch, 20, "teacher.exam_size=8", "teacher.new_examples=8",
+                                     "teacher.probe=8")
     scores = [r["metrics"]["macro_f1"] for r in open_store().rounds(result["run_id"])]
     assert scores[1] == 1.0 and scores[2] == 0.0  # round 2 is worse than round 1...
     assert student.started_from == [None, "round-1", "round-1"]  # ...so round 3 trains from round 1's adapter
@@ -84,15 +90,8 @@ def test_a_worse_round_is_rolled_back_and_the_next_round_starts_from_the_best_ad
 
 
 def test_without_warm_start_each_round_trains_a_fresh_adapter_on_the_whole_curriculum(tmp_path, home, monkeypatch):
-    holdout = make_examples(4, "hold", seed=1)
-    pool = write_jsonl(tmp_path / "pool.jsonl", make_examples(40, "pool"))
-    hold = write_jsonl(tmp_path / "hold.jsonl", holdout)
-    student = _ScheduledStudent({SEVERITY.key(e.input): e.output["issue_type"] for e in holdout})
-    monkeypatch.setattr(runner, "make_student", lambda config, seed: student)
-    config = load_config(overrides=[f"data.pool={pool}", f"data.holdout={hold}", "teacher.exam_size=4",
-                                    "teacher.new_examples=6", "loop.rounds=3", "loop.patience=3",
-                                    "loop.replay=0.5", "loop.warm_start=false"])
-    result = start_run(config)
+    result, student = _scheduled_run(tmp_path, monkeypatch, 40, "teacher.exam_size=4", "teacher.new_examples=6",
+                                     "loop.replay=0.5", "loop.warm_start=false")
     store = open_store()
     assert student.started_from == [None, None, None]
     trained = [{SEVERITY.key(e.input) for e in examples} for examples in student.inner.trained]
