@@ -1,7 +1,7 @@
 """Item-level targeting: which pool items the reference teacher examines and teaches next.
 
 Label-level targeting (more examples of the labels the student misses) cannot tell an item the student
-already gets right from one it does not. Two item-level signals can:
+already gets right from one it does not. Item-level signals can:
 - margin: the current student's answers on probed pool items (the loop's `probe` step). An item's margin
   is p(correct label) minus the highest other label's probability: negative when the student gets it
   wrong, near zero when it is unsure. Unsure items come first, wrong ones before right ones at the same
@@ -35,7 +35,7 @@ WRONG_BONUS = 0.25  # how much closer to the front a wrong answer is than a righ
 NEAREST_WEIGHT = 0.5  # how much a similarity of 1.0 to a mistake moves an item forward, against the margin
 TYPICAL_NEIGHBOURS = 20  # typicality: mean cosine similarity to this many nearest items of the same label
 AGREEMENT_NEIGHBOURS = 10  # consistency: the labels of this many nearest pool items with another review text
-MIN_AGREEMENT = 0.3  # below this share of them sharing its label, an item is not targeted
+MIN_AGREEMENT = 0.3  # below this share of them sharing its label, an item is neither targeted nor re-taught
 
 
 def margin(result: ExamResult, task: Task) -> float | None:
