@@ -100,9 +100,15 @@ class ReferenceTeacher:
         rng = self._rng("curriculum", round_no)
         missed = [r.question for r in results if not r.correct]
         rng.shuffle(missed)
-        dataset = missed
-        if "consistent" in self.signals:  # a mistake on an item whose neighbours' labels disagree is no lesson
-            dataset = [e for e, a in zip(missed, targeting.label_agreement(task, missed, source)) if a >= targeting.MIN_AGREEMENT]
+        agreement: dict[str, float] = {}
+        if "consistent" in self.signals:  # one neighbourhood look-up for the exam's mistakes and the probed items
+            checked = missed + [p.question for p in probed]
+            agreement = dict(zip((task.key(e.input) for e in checked), targeting.label_agreement(task, checked, source)))
+
+        def consistent(key: str) -> bool:  # an item whose neighbours' labels disagree is neither taught nor re-taught
+            return agreement.get(key, 1.0) >= targeting.MIN_AGREEMENT
+
+        dataset = [e for e in missed if consistent(task.key(e.input))]
         inconsistent = len(missed) - len(dataset)
         dataset = dataset[:n_new]
         taken = avoid | {task.key(e.input) for e in dataset} | {task.key(r.question.input) for r in results}
@@ -112,9 +118,8 @@ class ReferenceTeacher:
         else:
             priority = targeting.curriculum_priority(task, extra, [p for p in probed if task.key(p.question.input) not in taken],
                                                      missed, self.signals)
-        if "consistent" in self.signals:
-            kept = targeting.drop_inconsistent(task, priority, extra, source)
-            inconsistent, priority = inconsistent + len(priority) - len(kept), kept
+        kept = {key: value for key, value in priority.items() if consistent(key)}
+        inconsistent, priority = inconsistent + len(priority) - len(kept), kept
         weights = self._label_weights(task, source, detail["weights"])
         finding = None
         if self.variants > 1:

@@ -16,8 +16,8 @@ already gets right from one it does not. Item-level signals can:
   rounds use the other signals.
 - consistent: a filter on the others. An item whose nearest pool items (TF-IDF, other review texts) mostly
   carry another label sits where the labels are mixed: ambiguous or mislabelled, and the items a student
-  is least sure of are often those. Such an item is not targeted (it can still be explored at random), nor
-  re-taught when the student missed it in the exam.
+  is least sure of are often those. Such a probed item is not targeted (it can still be explored at
+  random), nor re-taught when the student missed it in the exam.
 Within each label a share `explore` of the picks is drawn at random from the whole group, and targeted
 picks never share a review text (the same rule in several languages would otherwise fill a label's quota).
 """
@@ -119,15 +119,6 @@ def label_agreement(task: Task, items: Sequence[Example], source: Sequence[Examp
         nearest = nearest[np.isfinite(row[nearest])]
         out.append(float((labels[nearest] == str(item.output.get(label))).mean()) if len(nearest) else 1.0)
     return out
-
-
-def drop_inconsistent(task: Task, priority: dict[str, float], candidates: Sequence[Example],
-                      source: Sequence[Example]) -> dict[str, float]:
-    """The priority without the ranked candidates whose label agreement is below MIN_AGREEMENT."""
-    ranked = [e for e in candidates if task.key(e.input) in priority]
-    agreement = label_agreement(task, ranked, source)
-    dropped = {task.key(e.input) for e, a in zip(ranked, agreement) if a < MIN_AGREEMENT}
-    return {key: value for key, value in priority.items() if key not in dropped}
 
 
 def typical_priority(task: Task, candidates: Sequence[Example], clusters: int, seed: int) -> dict[str, float]:
