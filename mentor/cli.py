@@ -348,7 +348,7 @@ def _usage_error(err) -> None:  # noqa: ANN001 - a click exception of either ori
     `review --fail-on` gate, which exits 1."""
     import difflib
 
-    message = err.format_message()
+    message = err.format_message().replace(": Value error, ", ": ")  # typer's choice check words it like pydantic
     ctx = getattr(err, "ctx", None)
     where = ctx.command_path if ctx is not None else "mentor"
     if message.startswith("No such command") and "Did you mean" not in message:

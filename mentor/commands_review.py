@@ -23,12 +23,12 @@ from mentor.review.formats import FORMATS
 from mentor.tasks import SEVERITY_LABELS
 
 VERDICTS = ("agree", *SEVERITY_LABELS)
-RUN = typer.Option("latest", "--run", help="run id or 'latest': its best adapter rates the findings")
-ADAPTER = typer.Option(None, "--adapter", help="rate with this adapter folder instead (one written by `mentor export`, "
+RUN = typer.Option("latest", "--run", metavar="ID|latest", help="run id or 'latest': its best adapter rates the findings")
+ADAPTER = typer.Option(None, "--adapter", metavar="DIR", help="rate with this adapter folder instead (one written by `mentor export`, "
                                                "or a round's adapter)")
 UNTUNED = typer.Option(False, "--untuned", help="rate with the untuned base model")
-TASK = typer.Option(None, "--task", help="'severity' or 'explain' (default: the run's or the exported adapter's task)")
-STUDENT = typer.Option(None, "--student", help="student model (default: the run's or the exported adapter's)")
+TASK = typer.Option(None, "--task", metavar="NAME|FILE", help="'severity' or 'explain' (default: the run's or the exported adapter's task)")
+STUDENT = typer.Option(None, "--student", metavar="MODEL", help="student model (default: the run's or the exported adapter's)")
 
 
 def _one(new: Optional[str | Path], old: Optional[str | Path], names: str) -> Optional[str | Path]:
@@ -58,24 +58,48 @@ def _model_context(home: Optional[str], run_ref: str, adapter: Optional[Path], u
                           f"(a folder written by `mentor export`), or with the untuned model: --untuned") from None
 
 
+def _refuse_an_untrained_best(ctx) -> None:  # noqa: ANN001 - a RunContext
+    """A run whose best round is round 0 learned nothing (`--rounds 0`, or every round rolled back): rating with it
+    by default would pass findings through a CI gate on the untuned model's word without saying so."""
+    from mentor.review import ReviewError
+
+    run_id = ctx.need_run()
+    if ctx.store.run(run_id)["best_round"] == 0:
+        raise ReviewError(f"run {run_id}'s best round is round 0, the untuned model (no round improved on it). Rate "
+                          "with another run's adapter (--run ID, --adapter PATH), or with the untuned model on purpose "
+                          "(--untuned)")
+
+
+def _prepare_output(output: Path) -> None:
+    """The report's folder exists (created if need be) before any work, so a typo in -o fails in a second."""
+    from mentor.review import ReviewError
+
+    if output.is_dir():
+        raise ReviewError(f"-o {output}: is a folder; give a file path for the report")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ReviewError(f"-o {output}: cannot create its folder {output.parent}: {err.strerror or err}") from None
+
+
 @app.command()
 def review(
-    diff: Optional[str] = typer.Argument(None, metavar="[DIFF]", help="unified diff file, or '-' to read it from stdin"),
-    base: Optional[str] = typer.Option(None, "--base", help="review `git diff REF` of the repository here (a git ref)"),
+    diff: Optional[str] = typer.Argument(None, metavar="[DIFF]", show_default=False, help="unified diff file, or '-' to read it from stdin"),
+    base: Optional[str] = typer.Option(None, "--base", metavar="REF", help="review what this branch changes since it left REF (a git ref): the working tree against the merge base of REF and HEAD"),
     staged: bool = typer.Option(False, "--staged", help="review the staged change (`git diff --cached`): a pre-commit hook"),
-    sarif: list[Path] = typer.Option(None, "--sarif", help="SARIF 2.1.0 file from an analyzer (repeatable)"),
-    comments: list[Path] = typer.Option(None, "--comments", help="JSON list of review comments: file, line, text (repeatable)"),
-    reviewer: list[str] = typer.Option(None, "--reviewer", help="reviewer LLM 'openai:MODEL' reading each hunk (repeatable)"),
+    sarif: list[Path] = typer.Option(None, "--sarif", metavar="FILE", help="SARIF 2.1.0 file from an analyzer (repeatable)"),
+    comments: list[Path] = typer.Option(None, "--comments", metavar="FILE", help="JSON list of review comments: file, line, text (repeatable)"),
+    reviewer: list[str] = typer.Option(None, "--reviewer", metavar="openai:MODEL", help="reviewer LLM 'openai:MODEL' reading each hunk (repeatable)"),
     min_severity: Optional[Literal[SEVERITY_LABELS]] = typer.Option(None, "--min-severity", help="hide findings below this level"),
     fail_on: Optional[Literal[SEVERITY_LABELS]] = typer.Option(None, "--fail-on", help="exit 1 when a shown finding is at or above this level"),
     fmt: Literal[FORMATS] = typer.Option("table", "--format", help="report format: gitlab is GitLab Code Quality, "
                                                                     "rdjson is reviewdog's"),
     as_json: bool = typer.Option(False, "--json", help="the same as --format json"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the report here instead of stdout"),
-    encoding: Optional[str] = typer.Option(None, "--encoding", help="encoding of diff files that are not UTF-8 (e.g. latin-1)"),
-    context_lines: int = typer.Option(3, "--context", help="lines of code around a finding that the model reads"),
-    max_diff_bytes: int = typer.Option(5_000_000, "--max-diff-bytes", help="refuse larger diffs"),
-    max_findings: int = typer.Option(1000, "--max-findings", help="refuse to rate more findings than this"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE", help="write the report here instead of stdout"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", metavar="NAME", help="encoding of diff files that are not UTF-8 (e.g. latin-1)"),
+    context_lines: int = typer.Option(3, "--context", metavar="N", help="lines of code around a finding that the model reads"),
+    max_diff_bytes: int = typer.Option(5_000_000, "--max-diff-bytes", metavar="N", help="refuse larger diffs"),
+    max_findings: int = typer.Option(1000, "--max-findings", metavar="N", help="refuse to rate more findings than this"),
     run_ref: str = RUN, adapter: Optional[Path] = ADAPTER, untuned: bool = UNTUNED,
     task: Optional[str] = TASK, student: Optional[str] = STUDENT,
     home: Optional[str] = HOME,
@@ -106,8 +130,12 @@ def review(
                       comments=list(comments or []), reviewers=list(reviewer or []), root=root,
                       context_lines=context_lines, max_findings=max_findings)
     found = collect(sources)  # before the model loads: a bad input file fails in a second, not after the load
+    if output is not None:
+        _prepare_output(output)
     started = time.perf_counter()
     ctx = _model_context(home, run_ref, adapter, untuned, task, student, need_run=not (adapter or untuned))
+    if adapter is None and not untuned:
+        _refuse_an_untrained_best(ctx)
     target = resolve_spec(ctx, str(adapter) if adapter is not None else "base" if untuned else "best")
     target.prepare()
     loaded = time.perf_counter() - started
@@ -136,12 +164,12 @@ app.add_typer(feedback_app, name="feedback")
 @feedback_app.command("add")
 def feedback_add(
     verdict: Literal[VERDICTS] = typer.Option(..., "--verdict", help="'agree', or the severity it should have had"),
-    report: Optional[Path] = typer.Option(None, "--from", help="a `mentor review --format json` report ..."),
-    finding_id: Optional[str] = typer.Option(None, "--id", help="... and the id (or its start) of the finding in it"),
-    code: Optional[str] = typer.Option(None, "--code", help="or: the code the finding is about (@FILE reads a file)"),
-    review_text: Optional[str] = typer.Option(None, "--review", help="and the finding's text"),
+    report: Optional[Path] = typer.Option(None, "--from", metavar="FILE", help="a `mentor review --format json` report ..."),
+    finding_id: Optional[str] = typer.Option(None, "--id", metavar="ID", help="... and the id (or its start) of the finding in it"),
+    code: Optional[str] = typer.Option(None, "--code", metavar="TEXT|@FILE", help="or: the code the finding is about (@FILE reads a file)"),
+    review_text: Optional[str] = typer.Option(None, "--review", metavar="TEXT", help="and the finding's text"),
     predicted: Optional[Literal[SEVERITY_LABELS]] = typer.Option(None, "--predicted", help="and the severity the model gave"),
-    comment: str = typer.Option("", "--comment", help="why (becomes the explanation the model learns)"),
+    comment: str = typer.Option("", "--comment", metavar="TEXT", help="why (becomes the explanation the model learns)"),
     home: Optional[str] = HOME,
 ) -> None:
     """Store a verdict on a rated finding; `mentor run --data feedback` trains on it."""
@@ -169,7 +197,7 @@ def feedback_add(
 @feedback_app.command("export")
 def feedback_export(path: Optional[Path] = typer.Argument(None, metavar="[PATH]", help="JSONL file to write (same as -o)",
                                                           show_default=False),
-                    output: Optional[Path] = typer.Option(None, "-o", "--output", help="JSONL file to write ('-' or none: stdout)"),
+                    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FILE", help="JSONL file to write ('-' or none: stdout)"),
                     home: Optional[str] = HOME) -> None:
     """Write all feedback as JSONL in the training-data format (corrected items carry a higher weight)."""
     from mentor import feedback
@@ -186,14 +214,14 @@ def feedback_export(path: Optional[Path] = typer.Argument(None, metavar="[PATH]"
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"),
-    port: int = typer.Option(8000, "--port", help="port to listen on"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="MENTOR_SERVE_TOKEN",
+    host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, "--port", metavar="N", help="port to listen on"),
+    token: Optional[str] = typer.Option(None, "--token", metavar="TOKEN", envvar="MENTOR_SERVE_TOKEN",
                                         help="require 'Authorization: Bearer TOKEN' (also $MENTOR_SERVE_TOKEN)"),
-    model: list[str] = typer.Option(None, "--model", help="serve another model too: NAME=SPEC (best, base, round:N, adapter dir)"),
-    max_request_bytes: int = typer.Option(1_000_000, "--max-request-bytes", help="refuse larger request bodies (413)"),
-    max_batch: int = typer.Option(16, "--max-batch", help="most questions the model answers in one batch"),
-    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", help="how long a batch waits for more questions"),
+    model: list[str] = typer.Option(None, "--model", metavar="NAME=SPEC", help="serve another model too: NAME=SPEC (best, base, round:N, adapter dir)"),
+    max_request_bytes: int = typer.Option(1_000_000, "--max-request-bytes", metavar="N", help="refuse larger request bodies (413)"),
+    max_batch: int = typer.Option(16, "--max-batch", metavar="N", help="most questions the model answers in one batch"),
+    max_wait_ms: float = typer.Option(10.0, "--max-wait-ms", metavar="MS", help="how long a batch waits for more questions"),
     run_ref: str = RUN, adapter: Optional[Path] = ADAPTER, untuned: bool = UNTUNED,
     task: Optional[str] = TASK, student: Optional[str] = STUDENT,
     home: Optional[str] = HOME,
@@ -234,12 +262,12 @@ def serve(
 @app.command("export")
 def export_cmd(
     run_arg: Optional[str] = typer.Argument(None, metavar="[RUN]", help="run id or 'latest' (same as --run)", show_default=False),
-    run_ref: Optional[str] = typer.Option(None, "--run", help="run id or 'latest' [default: latest]"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="folder to export into [default: HOME/export/run-N]"),
+    run_ref: Optional[str] = typer.Option(None, "--run", metavar="ID|latest", help="run id or 'latest' [default: latest]"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="DIR", help="folder to export into [default: HOME/export/run-N]"),
     old_output: Optional[Path] = typer.Option(None, "--out", hidden=True),  # the old spelling, kept for a release
-    name: Optional[str] = typer.Option(None, "--name", help="adapter (and served model) name [default: mentor-runN]"),
+    name: Optional[str] = typer.Option(None, "--name", metavar="NAME", help="adapter (and served model) name [default: mentor-runN]"),
     merged: bool = typer.Option(False, "--merged", help="also write the base model with the adapter merged in"),
-    base_model: Optional[str] = typer.Option(None, "--base-model", help="base model id the engines load [default: the run's]"),
+    base_model: Optional[str] = typer.Option(None, "--base-model", metavar="MODEL", help="base model id the engines load [default: the run's]"),
     as_json: bool = typer.Option(False, "--json", help="print what was written as one JSON object instead of the commands"),
     home: Optional[str] = HOME,
 ) -> None:

@@ -14,6 +14,7 @@ imported only for `--merged`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -78,7 +79,8 @@ def export_run(home: str | None, run_ref: str, out: Path | None = None, name: st
             "student": {"model": student_model, "max_length": student.max_length, "max_new_tokens": student.max_new_tokens}}
     (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     # The engines start from the base model's name or path; a local cache path would mean nothing on the server.
-    (tmp / FILES[0]).write_text(json.dumps({**config, "base_model_name_or_path": base}, indent=2), encoding="utf-8")
+    (tmp / FILES[0]).write_text(json.dumps({**config, "base_model_name_or_path": base}, indent=2) + "\n", encoding="utf-8")
+    _shareable(tmp)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
@@ -86,6 +88,16 @@ def export_run(home: str | None, run_ref: str, out: Path | None = None, name: st
     if merged:
         result.merged = merge(student_model, source, root / f"{name}-merged")
     return result
+
+
+def _shareable(folder: Path) -> None:
+    """Every file as readable as the user's umask allows. safetensors writes weights owner-only (0600), and the
+    copies kept that, so a serving container running as another user (NIM's) could not read the adapter."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
 
 
 def _checked_config(adapter: Path) -> dict:
@@ -191,6 +203,7 @@ def merge(student_model: str, adapter: Path, out: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
     AutoTokenizer.from_pretrained(base_source).save_pretrained(tmp)
+    _shareable(tmp)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -150,7 +150,7 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
     evaluate(0)
     best_round, best_value, stale = 0, metric(0), 0
     console.log(f"round 0: {_figures(store, run_id, 0, cfg.loop.metric)} (untuned baseline)")
-    reason = f"finished {cfg.loop.rounds} round(s)"
+    reason = f"all {cfg.loop.rounds} round(s) run"
 
     for round_no in range(1, cfg.loop.rounds + 1):
         if why := over_budget():

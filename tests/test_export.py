@@ -4,6 +4,7 @@ by loading them back the way those engines' loaders do (PEFT folder, plain model
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,12 @@ def test_export_writes_the_engine_layout_and_the_merged_model(home, trained, tmp
     assert config["peft_type"] == "LORA" and config["r"] == 8 and config["base_model_name_or_path"] == str(model_dir)
     tensors = load_file(result.adapter / "adapter_model.safetensors")
     assert tensors and all("lora_A" in k or "lora_B" in k for k in tensors)
+    # a serving container runs as another user: the weights are as readable as the umask allows, not owner-only
+    mask = os.umask(0)
+    os.umask(mask)
+    for folder in (result.adapter, result.merged):
+        assert {p.name: oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == \
+            {p.name: oct(0o666 & ~mask) for p in folder.iterdir()}
 
     ids = torch.tensor([[5, 17, 42, 99, 7]])
     tuned = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), result.adapter).eval()

@@ -256,7 +256,7 @@ def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("args, message", [
     (["--format", "xml"], "Invalid value for '--format'"),
-    (["--min-severity", "blocker"], "Invalid value for '--min-severity'"),
+    (["--min-severity", "blocker"], "Invalid value for '--min-severity': 'blocker' is not one of 'critical', 'major',"),
     (["--sarif", "missing.sarif"], "SARIF file not found"),
     (["--max-diff-bytes", "100"], "larger than 100 bytes"),
 ])

@@ -102,3 +102,27 @@ def test_feedback_export_output_option(home, monkeypatch, capsys):
     assert status == 2 and "given twice" in err
     status, _, err = run_cli(monkeypatch, capsys, "feedback", "add", "--code", "x", "--review", "y", "--verdict", "fine")
     assert status == 2 and "Invalid value for '--verdict'" in err
+
+
+def test_review_refuses_by_default_a_run_that_learned_nothing(change, data_files, monkeypatch, capsys):
+    pool, holdout = data_files
+    status, _, err = run_cli(monkeypatch, capsys, "run", "--data", str(pool), "--holdout", str(holdout),
+                             "student.model=scripted", "loop.rounds=0")
+    assert status == 0, err
+    status, out, err = run_cli(monkeypatch, capsys, "review", "change.diff", "--comments", str(change), "--json")
+    assert status == 2 and "run 1's best round is round 0, the untuned model" in err and "--untuned" in err, err
+    assert out == ""  # nothing rated on the untuned model's word
+    status, out, err = run_cli(monkeypatch, capsys, "review", "change.diff", "--comments", str(change), "--untuned", "--json")
+    assert status == 0 and json.loads(out)["findings"], err  # meant on purpose, it rates
+
+
+def test_report_folder_is_made_before_rating_and_a_bad_one_fails_first(change, monkeypatch, capsys):
+    status, _, err = run_cli(monkeypatch, capsys, "review", "change.diff", "--comments", str(change), *SCRIPTED,
+                             "--format", "sarif", "-o", "reports/ci/mentor.sarif")
+    assert status == 0 and json.loads(Path("reports/ci/mentor.sarif").read_text())["runs"], err
+    Path("taken").write_text("a file, not a folder")
+    status, _, err = run_cli(monkeypatch, capsys, "review", "change.diff", "--comments", str(change), *SCRIPTED,
+                             "-o", "taken/report.md")
+    assert status == 2 and "-o taken/report.md: cannot create its folder taken" in err and "rated" not in err, err
+    status, _, err = run_cli(monkeypatch, capsys, "review", "change.diff", "--comments", str(change), *SCRIPTED, "-o", "reports")
+    assert status == 2 and "is a folder" in err, err

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PrinterCallback, Trainer,
                           TrainingArguments, set_seed)
+from transformers.utils import logging as transformers_logging
 
 from mentor import calibration, console
 from mentor.config import StudentConfig
@@ -64,6 +66,8 @@ class HFStudent:
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         self.device, dtype = _device_and_dtype(config)
+        if not sys.stderr.isatty():  # transformers' "Loading weights" bar would fill CI logs; ours hide there too
+            transformers_logging.disable_progress_bar()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
             self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(self.device).eval()
