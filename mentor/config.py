@@ -198,8 +198,8 @@ class LoopConfig:
 class RunConfig:
     task: str = _f("severity", "built-in task name or a task .toml file")
     recipe: str = _f("auto", "a layer of settings under your config file and overrides: a recipe name (mentor/recipes/"
-                             "NAME.toml: large-data), 'none', or 'auto' (large-data when the data source has at "
-                             "least 3,000 items, else none)")
+                             "NAME.toml: large-data, demo), 'none', or 'auto' (large-data when the data source has at "
+                             "least 3,000 items; demo for the severity task on the bundled seed data; else none)")
     seed: int = _f(0, "seed for sampling, shuffling and training")
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -213,6 +213,7 @@ class ConfigError(ValueError):
 
 RECIPES = Path(__file__).parent / "recipes"
 AUTO_RECIPE, AUTO_MIN_POOL = "large-data", 3000  # what recipe=auto picks, and from which pool size
+DEMO_RECIPE, DEMO_TASK = "demo", "severity"  # what recipe=auto picks for that task on the bundled seed data
 
 
 def recipe_names() -> list[str]:
@@ -323,6 +324,21 @@ def stored_config(data: dict[str, Any], where: str) -> RunConfig:
 
 
 def from_dict(cls: type, data: dict[str, Any], where: str = "config", prefix: str = "") -> Any:
+    """`data` as a `cls`; values of the wrong type are all reported in one error, together with the range and
+    choice problems of the other keys (a key of the wrong type takes its default meanwhile, so the rest can be
+    checked)."""
+    problems: list[str] = []
+    config = _from_dict(cls, data, where, prefix, problems)
+    if problems:
+        try:
+            check(config, where)
+        except ConfigError as err:
+            problems += str(err).split("\n")[1:]
+        raise ConfigError(f"{where}: {len(problems)} bad value(s):\n" + "\n".join(problems))
+    return config
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str, prefix: str, problems: list[str]) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: '{prefix.rstrip('.') or 'root'}' must be a table")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -335,19 +351,26 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "config", prefix: st
     hints = typing.get_type_hints(cls)
     values = {}
     for name, value in data.items():
-        values[name] = _coerce(hints[name], value, where, prefix + name)
+        try:
+            values[name] = _coerce(hints[name], value, where, prefix + name, problems)
+        except _WrongType as wrong:
+            problems.append(f"  {wrong}")
     return cls(**values)
 
 
-def _coerce(kind: Any, value: Any, where: str, key: str) -> Any:
+class _WrongType(Exception):
+    """One value of the wrong type (from_dict collects them)."""
+
+
+def _coerce(kind: Any, value: Any, where: str, key: str, problems: list[str]) -> Any:
     if dataclasses.is_dataclass(kind):
-        return from_dict(kind, value, where, key + ".")
+        return _from_dict(kind, value, where, key + ".", problems)
     origin = typing.get_origin(kind)
     if origin is tuple:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: '{key}' must be a list of strings")
+            raise _WrongType(f"'{key}' must be a list of strings")
         return tuple(value)
     if origin in (typing.Union, types.UnionType):
         raise ConfigError(f"{where}: '{key}' has an unsupported type")  # no optional fields today
@@ -365,7 +388,7 @@ def _coerce(kind: Any, value: Any, where: str, key: str) -> Any:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
-    raise ConfigError(f"{where}: '{key}' must be {kind.__name__}, got {value!r}")
+    raise _WrongType(f"'{key}' must be {kind.__name__}, got {value!r}")
 
 
 def _parse_value(raw: str) -> Any:

@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from mentor import console, feedback
 from mentor.calibration import split_off
-from mentor.config import AUTO_MIN_POOL, AUTO_RECIPE, ConfigError, RunConfig, load_config, stored_config, to_dict
+from mentor.config import (AUTO_MIN_POOL, AUTO_RECIPE, DEMO_RECIPE, DEMO_TASK, ConfigError, RunConfig, load_config,
+                           stored_config, to_dict)
 from mentor.data import bundled_path, dedupe, load_examples, split_against
 from mentor.evaluate import stratified_sample
 from mentor.llm.storage import StoreCalls
@@ -52,10 +53,16 @@ def configure(path: str | Path | None, overrides: list[str], home: str | Path | 
     if config.recipe != "auto":
         return config
     pool, _, _ = _load_data(config, get_task(config.task), home)
-    chosen = AUTO_RECIPE if len(pool) >= AUTO_MIN_POOL else "none"
+    if len(pool) >= AUTO_MIN_POOL:
+        chosen = AUTO_RECIPE
+    elif not config.data.pool and config.task == DEMO_TASK:
+        chosen = DEMO_RECIPE  # the bundled seed data, as `make demo` trains on it
+    else:
+        chosen = "none"
     if chosen != "none":
-        console.log(f"data source of {len(pool)} items: recipe {chosen} (mentor/recipes/{chosen}.toml) under your "
-                    f"settings; recipe=none keeps the plain defaults")
+        source = "the bundled seed data" if chosen == DEMO_RECIPE else f"data source of {len(pool)} items"
+        console.log(f"{source}: recipe {chosen} (mentor/recipes/{chosen}.toml) under your settings; recipe=none "
+                    f"keeps the plain defaults")
     return load_config(path, [*overrides, f"recipe={chosen}"])
 
 

@@ -63,7 +63,7 @@ BAD = [
     Bad("config: student folder missing", (*RUN, "--student", "./models/gone"), "'student.model' is './models/gone': no such folder"),
     Bad("config: student folder not a model", (*RUN, "--student", "{dir}/no-model"), "no config.json: not a Hugging Face model"),
     Bad("config: unknown tracker", (*RUN, "student.report_to=tensorbored"), "'student.report_to' has 'tensorbored'; choose from tensorboard"),
-    Bad("config: unknown recipe", (*RUN, "recipe=huge"), "recipe 'huge' is not one of: auto, none, large-data"),
+    Bad("config: unknown recipe", (*RUN, "recipe=huge"), "recipe 'huge' is not one of: auto, none, demo, large-data"),
     Bad("config file: not TOML", (*RUN, "--config", "{dir}/bad.toml"), "bad.toml: not valid TOML"),
     Bad("data: bad JSON line", (*RUN, "--data", "{dir}/bad-json.jsonl"), "bad-json.jsonl:2: invalid JSON"),
     Bad("data: missing field", (*RUN, "--data", "{dir}/no-review.jsonl"), "no-review.jsonl:1: missing field 'input.review'"),

@@ -32,6 +32,18 @@ def test_bad_overrides(override, message):
         load_config(overrides=[override])
 
 
+def test_every_bad_value_is_listed_at_once_type_and_range_alike():
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=["student.epochs=abc", "student.dtype=float31", "loop.patience=x",
+                               "student.lora.target_modules=[1]", "loop.rounds=2"])
+    lines = str(err.value).splitlines()
+    assert lines[0] == "config: 4 bad value(s):"
+    assert sorted(line.strip() for line in lines[1:]) == sorted([
+        "'student.epochs' must be float, got 'abc'", "'loop.patience' must be int, got 'x'",
+        "'student.lora.target_modules' must be a list of strings",
+        "'student.dtype' is 'float31'; choose one of auto, float32, bfloat16, float16"])
+
+
 def test_overrides_on_a_stored_config_keep_everything_else_and_are_checked():
     stored = load_config("large-data", ["seed=5"])
     changed = with_overrides(stored, ["student.learning_rate=2e-4", "student.lora.layers=10"])
@@ -89,7 +101,7 @@ def test_recipes_load_by_name_and_sit_under_the_users_settings(tmp_path):
     assert (config.teacher.new_examples, config.student.epochs) == (7, 9)  # the user's file and overrides win
     assert config.student.learning_rate == large.student.learning_rate  # the rest comes from the recipe
     assert load_config(overrides=["recipe=none"]) == RunConfig(recipe="none")
-    with pytest.raises(ConfigError, match="not one of: auto, none, large-data"):
+    with pytest.raises(ConfigError, match="not one of: auto, none, demo, large-data"):
         load_config(overrides=["recipe=huge"])
 
 
@@ -106,6 +118,19 @@ def test_recipe_auto_follows_the_size_of_the_data_source(tmp_path):
     assert configure(None, [f"data.pool={small}", f"data.holdout={holdout}"], tmp_path).recipe == "none"
     kept = configure(None, [f"data.pool={big}", f"data.holdout={holdout}", "recipe=none", "loop.rounds=5"], tmp_path)
     assert kept == RunConfig(recipe="none", data=kept.data, loop=dataclasses.replace(RunConfig().loop, rounds=5))
+
+
+def test_recipe_auto_calibrates_the_severity_demo_on_the_bundled_data(tmp_path):
+    from mentor.runner import configure
+    from tests.conftest import make_examples, write_jsonl
+
+    demo = configure(None, [], tmp_path)
+    assert demo.recipe == "demo" and demo.loop.calibration == 80 and demo == load_config(overrides=["recipe=demo"])
+    assert configure(None, ["loop.calibration=0"], tmp_path).loop.calibration == 0  # your settings sit on top
+    assert configure(None, ["recipe=none"], tmp_path).loop.calibration == 0
+    assert configure(None, ["task=explain"], tmp_path).recipe == "none"  # the explain demo is measured without it
+    own = write_jsonl(tmp_path / "own.jsonl", make_examples(30, "own"))
+    assert configure(None, [f"data.pool={own}"], tmp_path).recipe == "none"  # your data: the plain defaults
 
 
 @pytest.mark.parametrize("override, says", [

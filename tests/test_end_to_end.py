@@ -37,7 +37,7 @@ def test_mentor_run_with_the_bundled_student_end_to_end(home, monkeypatch, capsy
     monkeypatch.setattr(sys, "argv", ["mentor", "eval", "--data", str(_bundled_holdout()), "--json", "--run", "1"])
     main()
     report = json.loads(capsys.readouterr().out)
-    assert report["n"] == 100 and report["unparseable"] == 0 and 0 <= report["macro_f1"] <= 1
+    assert report["n"] == 120 and report["unparseable"] == 0 and 0 <= report["macro_f1"] <= 1
 
 
 def _bundled_holdout():
