@@ -107,6 +107,8 @@ def run_loop(store: Store, r: RunInputs) -> dict[str, Any]:
 
         def save(res):
             answers, correct, report = res
+            if getattr(r.student, "compute", None):  # a resumed run may score its later rounds on another machine
+                report["compute"] = r.student.compute
             store.save_predictions(run_id, round_no, answers, correct)
             store.update_round(run_id, round_no, metrics=report)
         step(round_no, "evaluate", work, save)

@@ -31,6 +31,7 @@ def run_overview(store: Store, run_id: int) -> dict[str, Any]:
             "unparseable": metrics.get("unparseable"),
             "explanation_similarity": (metrics.get("explanation") or {}).get("similarity"),
             "criterion_value": metrics.get("selection"),
+            "compute": metrics.get("compute"),
             "exam_questions": stats.get("exam_questions"),
             "curriculum": stats.get("curriculum"),
             "trained_on": (row["train"] or {}).get("examples"),
@@ -87,6 +88,11 @@ def round_table(overview: dict[str, Any]) -> Table:
     table.caption = f"* best round (its adapter is the run's result), picked by {overview['criterion']}"
     if hosted:
         table.caption += "; k tok, cost $, s teach: the hosted teacher's tokens (thousands), USD and reply seconds"
+    computed = {r["round"]: r["compute"] for r in overview["rounds"] if r.get("compute")}
+    if len(set(computed.values())) == 1:
+        table.caption += f"; the student computed in {next(iter(computed.values()))}"
+    elif computed:  # rounds resumed on another machine
+        table.caption += "; the student computed in " + ", ".join(f"{c} (round {r})" for r, c in computed.items())
     return table
 
 

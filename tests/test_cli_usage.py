@@ -121,7 +121,7 @@ def test_old_spellings_still_work(finished, tmp_path, monkeypatch, capsys):
 # `mentor show --json` is a scripting interface: these keys are documented in docs/cli.md and only ever added to.
 SHOW_KEYS = {"run", "created", "task", "status", "stop_reason", "best_round", "criterion", "best", "rounds", "stats", "config"}
 ROUND_KEYS = {"round", "proficiency", "accuracy", "macro_f1", "unparseable", "explanation_similarity", "criterion_value",
-              "exam_questions", "curriculum", "trained_on",
+              "compute", "exam_questions", "curriculum", "trained_on",
               "final_loss", "calibration", "targeting", "seconds", "teacher", "teacher_vetting", "feedback", "adapter", "best"}
 
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+from rich.console import Console
 
 import mentor.runner as runner
 from mentor.config import load_config
 from mentor.runner import open_store, start_run
 from mentor.students.scripted import ScriptedStudent
+from mentor.summary import round_table, run_overview
 from mentor.tasks import SEVERITY
 from tests.conftest import make_examples, write_jsonl
 from tests.tiny_model import save_tiny_model
@@ -32,6 +35,12 @@ def test_a_tiny_model_learns_a_learnable_task_and_beats_its_round_0(tmp_path, ho
     base, best = rounds[0]["metrics"]["macro_f1"], rounds[result["best_round"]]["metrics"]["macro_f1"]
     assert result["best_round"] > 0
     assert best >= base + 0.3 and best >= 0.6, [r["metrics"]["macro_f1"] for r in rounds]
+    # every round records what its figures were computed with, and `mentor show` says it under the table
+    isa = torch.backends.cpu.get_cpu_capability()
+    assert {r["metrics"]["compute"] for r in rounds} == {f"float32 on cpu ({isa}, {torch.get_num_threads()} threads)"}
+    console = Console(record=True, width=300)
+    console.print(round_table(run_overview(open_store(), result["run_id"])))
+    assert f"the student computed in float32 on cpu ({isa}," in console.export_text()
 
 
 class _ScheduledStudent:

@@ -66,6 +66,7 @@ class HFStudent:
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         self.device, dtype = _device_and_dtype(config)
+        self.compute = _compute(self.device, dtype)
         if not sys.stderr.isatty():  # transformers' "Loading weights" bar would fill CI logs; ours hide there too
             transformers_logging.disable_progress_bar()
         try:
@@ -344,6 +345,15 @@ class HFStudent:
         # Trainable, so that the next finetune continues from this adapter.
         self.model = (PeftModel.from_pretrained(base, path, is_trainable=True) if path else base).eval()
         self._adapter, self._merged, self._prefix = path, None, None
+
+
+def _compute(device: torch.device, dtype: torch.dtype) -> str:
+    """What the figures were computed with, e.g. 'float32 on cpu (AVX2, 2 threads)': scores differ by dtype and
+    speed by instruction set, so a run records it beside them."""
+    name = str(dtype).removeprefix("torch.")
+    if device.type != "cpu":
+        return f"{name} on {torch.cuda.get_device_name(device) if device.type == 'cuda' else device.type}"
+    return f"{name} on cpu ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
 
 
 def _device_and_dtype(config: StudentConfig) -> tuple[torch.device, torch.dtype]:
