@@ -58,18 +58,6 @@ def _model_context(home: Optional[str], run_ref: str, adapter: Optional[Path], u
                           f"(a folder written by `mentor export`), or with the untuned model: --untuned") from None
 
 
-def _refuse_an_untrained_best(ctx) -> None:  # noqa: ANN001 - a RunContext
-    """A run whose best round is round 0 learned nothing (`--rounds 0`, or every round rolled back): rating with it
-    by default would pass findings through a CI gate on the untuned model's word without saying so."""
-    from mentor.review import ReviewError
-
-    run_id = ctx.need_run()
-    if ctx.store.run(run_id)["best_round"] == 0:
-        raise ReviewError(f"run {run_id}'s best round is round 0, the untuned model (no round improved on it). Rate "
-                          "with another run's adapter (--run ID, --adapter PATH), or with the untuned model on purpose "
-                          "(--untuned)")
-
-
 def _prepare_output(output: Path) -> None:
     """The report's folder exists (created if need be) before any work, so a typo in -o fails in a second."""
     from mentor.review import ReviewError
@@ -135,7 +123,10 @@ def review(
     started = time.perf_counter()
     ctx = _model_context(home, run_ref, adapter, untuned, task, student, need_run=not (adapter or untuned))
     if adapter is None and not untuned:
-        _refuse_an_untrained_best(ctx)
+        from mentor.export import refuse_untuned_best
+
+        refuse_untuned_best(ctx, "rate with another run's adapter (--run ID, --adapter PATH), or with the untuned "
+                                 "model on purpose (--untuned)")
     target = resolve_spec(ctx, str(adapter) if adapter is not None else "base" if untuned else "best")
     target.prepare()
     loaded = time.perf_counter() - started

@@ -52,8 +52,7 @@ def export_run(home: str | None, run_ref: str, out: Path | None = None, name: st
     best = ctx.store.run(run_id)["best_round"]
     if best is None:
         raise ExportError(f"run {run_id} has no best round yet; finish it with `mentor run --resume`")
-    if not best:
-        raise ExportError(f"run {run_id}'s best round is round 0, the untuned model: there is no adapter to export")
+    refuse_untuned_best(ctx, "there is no adapter to export")
     source = Path(ctx.rounds()[best]["adapter"])
     config = _checked_config(source)
     name = name or f"mentor-run{run_id}"
@@ -88,6 +87,15 @@ def export_run(home: str | None, run_ref: str, out: Path | None = None, name: st
     if merged:
         result.merged = merge(student_model, source, root / f"{name}-merged")
     return result
+
+
+def refuse_untuned_best(ctx: RunContext, what_then: str) -> None:
+    """An error when the run's best round is round 0, the untuned model: no round improved on it (`--rounds 0`, or
+    every round rolled back), so there is no adapter; `what_then` says what that means for the command."""
+    run_id = ctx.need_run()
+    if ctx.store.run(run_id)["best_round"] == 0:
+        raise ExportError(f"run {run_id}'s best round is round 0, the untuned model (no round improved on it): "
+                          f"{what_then}")
 
 
 def _shareable(folder: Path) -> None:

@@ -38,6 +38,7 @@ from mentor import calibration, console
 from mentor.config import StudentConfig
 from mentor.records import Answer, Example, TrainReport
 from mentor.students import StudentError
+from mentor.students.hf_device import describe, device_and_dtype
 from mentor.students.hf_scoring import chunks, label_scores, left_pad
 from mentor.students.hf_training import AnswerLoss, Progress, epochs_for, save_atomically
 from mentor.tasks import Task
@@ -65,8 +66,8 @@ class HFStudent:
             source = model
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        self.device, dtype = _device_and_dtype(config)
-        self.compute = _compute(self.device, dtype)
+        self.device, dtype = device_and_dtype(config)
+        self.compute = describe(self.device, dtype)
         if not sys.stderr.isatty():  # transformers' "Loading weights" bar would fill CI logs; ours hide there too
             transformers_logging.disable_progress_bar()
         try:
@@ -347,29 +348,6 @@ class HFStudent:
         self._adapter, self._merged, self._prefix = path, None, None
 
 
-def _compute(device: torch.device, dtype: torch.dtype) -> str:
-    """What the figures were computed with, e.g. 'float32 on cpu (AVX2, 2 threads)': scores differ by dtype and
-    speed by instruction set, so a run records it beside them."""
-    name = str(dtype).removeprefix("torch.")
-    if device.type != "cpu":
-        return f"{name} on {torch.cuda.get_device_name(device) if device.type == 'cuda' else device.type}"
-    return f"{name} on cpu ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
-
-
-def _device_and_dtype(config: StudentConfig) -> tuple[torch.device, torch.dtype]:
-    name = config.device
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if name == "cuda" else torch.device(name)
-    if config.dtype != "auto":
-        return device, getattr(torch, config.dtype)
-    if device.type == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    # CPUs with native bf16 (AVX512-BF16, AMX) score 3-4x faster and train ~1.3x faster in bf16 at the same
-    # accuracy; PEFT keeps the LoRA weights themselves in fp32, so small updates are not rounded away.
-    return device, torch.bfloat16 if device.type == "cpu" and _cpu_has_bf16() else torch.float32
-
-
 def _contiguous_head_input(model: torch.nn.Module) -> None:
     """Hand the vocabulary projection a contiguous copy of the few positions `logits_to_keep` keeps.
 
@@ -385,13 +363,6 @@ def _contiguous_head_input(model: torch.nn.Module) -> None:
 
 def _contiguous_args(_module: torch.nn.Module, args: tuple) -> tuple:
     return tuple(a.contiguous() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _template_suffix(tokenizer) -> str:  # noqa: ANN001
